@@ -1,0 +1,362 @@
+"""Decode the first video stream of a file or pipe into RGB frames with exact times.
+
+Conventions (shared with ``encode``):
+
+* times are ``Fraction`` seconds: ``pts = Fraction(frame.pts) * time_base`` exactly, never an
+  accumulated float;
+* frames are ``H x W x 3`` RGB arrays, ``uint8`` for 8-bit sources and ``uint16`` on the full
+  0..65535 scale (rgb48le) for sources with more than 8 bits per sample;
+* YUV -> RGB uses the source's own matrix (BT.601/709/2020) and range (limited/full), passed
+  to swscale explicitly rather than trusting PyAV defaults (PyAV < 17 ignored the frame tags
+  and decoded everything as BT.601 limited). Untagged YUV is decoded as BT.601, FFmpeg's
+  default; ``encode`` uses the same rule, so an untagged source round-trips without a shift.
+
+Memory is bounded: frames are decoded one at a time; only the first frame is held ahead
+(it is read at open time so that ``info`` can report the display rotation and a real start).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import BinaryIO
+
+import av
+import av.error
+import numpy as np
+
+from .errors import DecodeError, InputError
+
+logger = logging.getLogger(__name__)
+
+# FFmpeg AVColorSpace (stream/frame tag) -> swscale SWS_CS_* matrix. Values not listed
+# (0 RGB, 2 unspecified, 8 YCgCo, ...) fall back to BT.601, as FFmpeg itself does.
+_SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+_SWS_BT601 = 5
+RANGE_LIMITED = 1  # AVCOL_RANGE_MPEG
+RANGE_FULL = 2  # AVCOL_RANGE_JPEG
+
+
+def sws_matrix(colorspace: int) -> int:
+    """The swscale matrix id for an FFmpeg colorspace tag (BT.601 when untagged)."""
+    return _SWS_MATRIX.get(int(colorspace), _SWS_BT601)
+
+
+def yuv_range(color_range: int, pix_fmt: str) -> int:
+    """Limited or full range for a YUV format: the tag if present, else full only for yuvj*."""
+    if color_range in (RANGE_LIMITED, RANGE_FULL):
+        return int(color_range)
+    return RANGE_FULL if pix_fmt.startswith("yuvj") else RANGE_LIMITED
+
+
+def is_yuv(pix_fmt: str) -> bool:
+    """True for YUV-family formats (the ones a colour matrix applies to)."""
+    return pix_fmt.startswith(("yuv", "nv", "p0", "p2", "p4", "y2", "uyv", "yv", "yuyv"))
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the pipeline needs to know about the source video stream."""
+
+    width: int  # coded size of decoded frames (before rotation)
+    height: int
+    fps: Fraction  # nominal rate
+    time_base: Fraction
+    start: Fraction  # pts of the first frame, seconds
+    duration: Fraction | None  # seconds, if the stream or container says
+    frame_count: int | None  # declared, or estimated from duration * fps
+    bit_depth: int  # 8, 10, 12, ...
+    pix_fmt: str  # source pixel format, e.g. "yuv420p10le"
+    color_range: int  # FFmpeg enums; 0/2 = unspecified
+    colorspace: int
+    color_primaries: int
+    color_trc: int
+    rotation: int  # degrees counter-clockwise, as VideoFrame.rotation; 0 if none
+    sample_aspect_ratio: Fraction | None
+    codec_name: str
+    format_name: str  # container format
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class SourceFrame:
+    """One decoded frame: presentation order index, exact time, RGB pixels."""
+
+    index: int  # 0-based, presentation order after dropping non-monotonic pts
+    pts: Fraction  # seconds
+    rgb: np.ndarray  # (H, W, 3) uint8, or uint16 for > 8-bit sources
+
+
+def _one_line(error: BaseException) -> str:
+    """An FFmpeg error as one short line (PyAV messages can carry the log tail)."""
+    text = " ".join(str(getattr(error, "strerror", None) or error).split())
+    return text or type(error).__name__
+
+
+def _bit_depth(pix_fmt: str) -> int:
+    """Bits per sample of a pixel format, from its largest component."""
+    try:
+        components = av.VideoFormat(pix_fmt).components
+        return max(c.bits for c in components) if components else 8
+    except (ValueError, TypeError):
+        return 8
+
+
+def _rotation_from_metadata(metadata: dict) -> int:
+    """Legacy 'rotate' tag (clockwise degrees) as counter-clockwise degrees."""
+    try:
+        clockwise = int(metadata.get("rotate", "0"))
+    except ValueError:
+        return 0
+    ccw = (-clockwise) % 360
+    return ccw - 360 if ccw > 180 else ccw
+
+
+def _tag(frame_value: int | None, stream_value: int | None, unset: tuple[int, ...]) -> int:
+    """A colour tag from the frame, else from the stream, as a plain int."""
+    if frame_value is not None and int(frame_value) not in unset:
+        return int(frame_value)
+    return int(stream_value or 0) if stream_value is not None else int(frame_value or 0)
+
+
+def _parse_hms(text: str) -> Fraction | None:
+    """Matroska's per-stream DURATION tag, 'HH:MM:SS.fraction', as seconds."""
+    m = re.fullmatch(r"(\d+):(\d{2}):(\d{2})(?:\.(\d+))?", text.strip())
+    if not m:
+        return None
+    h, mi, s, frac = m.groups()
+    return Fraction(int(h) * 3600 + int(mi) * 60 + int(s)) + (
+        Fraction(int(frac), 10 ** len(frac)) if frac else 0
+    )
+
+
+class VideoSource:
+    """Context manager over one input; ``frames()`` streams its first video stream.
+
+    Single pass: ``frames()`` may be iterated once. Attributes: ``info`` (StreamInfo) and
+    ``truncated`` (True once decoding stopped early on corrupt or missing data).
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike | BinaryIO,
+        *,
+        format: str | None = None,
+        raw_size: tuple[int, int] | None = None,
+        raw_pix_fmt: str | None = None,
+        raw_fps: Fraction | None = None,
+        threads: bool = True,
+    ) -> None:
+        self.truncated = False
+        self._name = self._describe(source)
+        options = self._open_options(format, raw_size, raw_pix_fmt, raw_fps)
+        if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
+            source = sys.stdin.buffer
+            format = format or "yuv4mpegpipe"  # the documented pipe format
+        elif isinstance(source, (str, os.PathLike)):
+            path = os.fspath(source)
+            if not os.path.exists(path):
+                raise InputError(f"no such file: {path}")
+            if os.path.isdir(path):
+                raise InputError(f"is a directory, not a video file: {path}")
+        try:
+            self._container = av.open(source, mode="r", format=format, options=options)
+        except (av.error.FFmpegError, ValueError, OSError) as e:
+            if isinstance(e, av.error.InvalidDataError) or not isinstance(e, OSError):
+                raise InputError(f"not a video file: {self._name} ({_one_line(e)})") from e
+            raise InputError(f"cannot open {self._name}: {_one_line(e)}") from e
+        try:
+            self._start(threads)
+        except BaseException:
+            self._container.close()
+            raise
+
+    @staticmethod
+    def _describe(source: object) -> str:
+        if isinstance(source, (str, os.PathLike)):
+            return "<stdin>" if os.fspath(source) == "-" else os.fspath(source)
+        return getattr(source, "name", None) or "<stream>"
+
+    @staticmethod
+    def _open_options(
+        format: str | None,
+        raw_size: tuple[int, int] | None,
+        raw_pix_fmt: str | None,
+        raw_fps: Fraction | None,
+    ) -> dict[str, str]:
+        """av.open options; rawvideo carries no header, so size, format and rate are required."""
+        if format != "rawvideo":
+            return {}
+        missing = [n for n, v in (("raw_size", raw_size), ("raw_pix_fmt", raw_pix_fmt),
+                                  ("raw_fps", raw_fps)) if v is None]
+        if missing:
+            raise InputError(f"rawvideo input needs {', '.join(missing)}")
+        width, height = raw_size  # type: ignore[misc]
+        if width <= 0 or height <= 0:
+            raise InputError(f"raw_size must be positive, got {width}x{height}")
+        fps = Fraction(raw_fps)  # type: ignore[arg-type]
+        if fps <= 0:
+            raise InputError(f"raw_fps must be positive, got {fps}")
+        return {
+            "video_size": f"{width}x{height}",
+            "pixel_format": str(raw_pix_fmt),
+            "framerate": f"{fps.numerator}/{fps.denominator}",
+        }
+
+    def _start(self, threads: bool) -> None:
+        """Pick the stream, read the first frame, fill ``info``."""
+        container = self._container
+        if not container.streams.video:
+            raise InputError(f"not a video file (no video stream): {self._name}")
+        stream = container.streams.video[0]
+        if threads:
+            stream.codec_context.thread_type = "AUTO"
+        self._stream = stream
+        time_base = stream.time_base or Fraction(1, 1000000)
+        self._time_base = Fraction(time_base)
+        fps = stream.average_rate or stream.guessed_rate or stream.base_rate
+        self._fps = Fraction(fps) if fps else 1 / self._time_base
+        self._decoded = 0  # frames out of the decoder, before dropping bad pts
+        self._frames = self._decode_frames()
+        try:
+            self._first = next(self._frames)
+        except StopIteration:
+            self._first = None
+        if self._first is None:
+            raise DecodeError(f"no decodable video frames in {self._name}")
+        self.info = self._build_info(self._first[0])
+
+    def _build_info(self, first: av.VideoFrame) -> StreamInfo:
+        container, stream = self._container, self._stream
+        cc = stream.codec_context
+        pix_fmt = first.format.name
+        duration: Fraction | None = None
+        if stream.duration:
+            duration = stream.duration * self._time_base
+        elif container.duration:
+            duration = Fraction(container.duration, av.time_base)
+        frame_count = stream.frames if stream.frames and stream.frames > 0 else None
+        if frame_count is None and duration is not None:
+            frame_count = round(duration * self._fps)
+        rotation = int(round(first.rotation or 0)) or _rotation_from_metadata(stream.metadata)
+        sar = stream.sample_aspect_ratio
+        return StreamInfo(
+            width=first.width,
+            height=first.height,
+            fps=self._fps,
+            time_base=self._time_base,
+            start=self._first[1],
+            duration=duration,
+            frame_count=frame_count,
+            bit_depth=_bit_depth(pix_fmt),
+            pix_fmt=pix_fmt,
+            # Frame tags are authoritative; the codec context fills in what frames leave unset.
+            color_range=_tag(first.color_range, cc.color_range, unset=(0,)),
+            colorspace=_tag(first.colorspace, cc.colorspace, unset=(2,)),
+            color_primaries=_tag(first.color_primaries, cc.color_primaries, unset=(0, 2)),
+            color_trc=_tag(first.color_trc, cc.color_trc, unset=(0, 2)),
+            rotation=rotation,
+            sample_aspect_ratio=Fraction(sar) if sar else None,
+            codec_name=cc.name,
+            format_name=container.format.name,
+            has_audio=bool(container.streams.audio),
+        )
+
+    def _decode_frames(self) -> Iterator[tuple[av.VideoFrame, Fraction]]:
+        """Decoded frames with exact pts; stops (and flags truncation) on mid-stream errors."""
+        previous: Fraction | None = None
+        step = 1 / self._fps
+        decoder = self._container.decode(self._stream)
+        while True:
+            try:
+                frame = next(decoder)
+            except StopIteration:
+                break
+            except (av.error.FFmpegError, EOFError) as e:
+                if self._decoded == 0:
+                    raise DecodeError(f"cannot decode {self._name}: {_one_line(e)}") from e
+                self._flag_truncated(f"({_one_line(e)})")
+                break
+            self._decoded += 1
+            if frame.pts is not None:
+                pts = Fraction(frame.pts) * self._time_base
+            elif frame.dts is not None:
+                pts = Fraction(frame.dts) * self._time_base
+            else:
+                pts = Fraction(0) if previous is None else previous + step
+            if previous is not None and pts <= previous:
+                logger.debug("dropping frame with non-monotonic pts %s (previous %s)", pts, previous)
+                continue
+            previous = pts
+            yield frame, pts
+        if previous is not None and not self.truncated and self._ends_early(previous + step):
+            self._flag_truncated("(stream ends before its declared duration)")
+
+    def _ends_early(self, decoded_end: Fraction) -> bool:
+        """True if the stream's own header promised clearly more than we decoded."""
+        stream = self._stream
+        declared: Fraction | None = None
+        if stream.duration:
+            declared = (stream.start_time or 0) * self._time_base + stream.duration * self._time_base
+        else:
+            tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+            if tag and (length := _parse_hms(tag)) is not None:
+                declared = self.info.start + length
+        if declared is None:
+            return False
+        # Two frame intervals of slack: the last frame's duration and rounding of the tag.
+        return decoded_end < declared - 2 / self._fps
+
+    def _flag_truncated(self, reason: str) -> None:
+        self.truncated = True
+        logger.warning(
+            "input is truncated or corrupt after frame %d; converting what decoded %s",
+            self._decoded, reason,
+        )
+
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """Frame -> (H, W, 3) RGB with the source matrix and range, full-range output."""
+        fmt = frame.format.name
+        out = "rgb48le" if _bit_depth(fmt) > 8 else "rgb24"
+        kwargs = {}
+        if is_yuv(fmt):
+            kwargs = dict(
+                src_colorspace=sws_matrix(frame.colorspace),
+                src_color_range=yuv_range(frame.color_range, fmt),
+                dst_color_range=RANGE_FULL,
+            )
+        rgb = frame.to_ndarray(format=out, **kwargs)
+        if out == "rgb48le" and sys.byteorder != "little":  # pragma: no cover
+            rgb = rgb.byteswap()
+        return rgb
+
+    def frames(self) -> Iterator[SourceFrame]:
+        """Frames in increasing pts; the first one was read at open time."""
+        if self._first is None:
+            raise RuntimeError("VideoSource.frames() can be iterated only once")
+        first, self._first = self._first, None
+        index = 0
+        for frame, pts in _chain(first, self._frames):
+            yield SourceFrame(index=index, pts=pts, rgb=self._to_rgb(frame))
+            index += 1
+
+    def close(self) -> None:
+        """Close the container; idempotent."""
+        self._frames.close()
+        self._container.close()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _chain(first: tuple, rest: Iterator[tuple]) -> Iterator[tuple]:
+    yield first
+    yield from rest

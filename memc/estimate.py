@@ -1,0 +1,82 @@
+"""Flow estimators: ``estimate(image0, image1) -> (flow_01, flow_10)``.
+
+Every estimator takes images (N, 3, H, W) in [0, 1] and returns both flows (N, 2, H, W) in pixels
+at the input size. ``dis`` is OpenCV's Dense Inverse Search: classical, no weights, the fallback.
+The project's learned estimator lives in ``memc.models`` and is built through ``build_estimator``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+
+from .errors import InputError, WeightsError
+from .tensors import check_shape
+
+logger = logging.getLogger(__name__)
+
+DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+FLOW_CHOICES = ("auto", "dis", "learned")
+
+
+class FlowEstimator(Protocol):
+    name: str
+
+    def estimate(self, image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ...
+
+
+def _gray_u8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) RGB in [0, 1] -> H x W uint8 luma (BT.601 weights; DIS only needs contrast)."""
+    luma = 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]
+    return (luma.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+class DISEstimator:
+    """OpenCV DIS optical flow in both directions. Runs on the CPU whatever the device."""
+
+    name = "dis"
+
+    def __init__(self, preset: str = "medium") -> None:
+        if preset not in DIS_PRESETS:
+            raise InputError(f"--dis-preset: {preset!r} is not one of {', '.join(DIS_PRESETS)}")
+        self.preset = preset
+        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+
+    def estimate(self, image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_shape(image0, "image0", channels=3)
+        check_shape(image1, "image1", channels=3)
+        forward, backward = [], []
+        for a, b in zip(image0, image1):
+            ga, gb = _gray_u8(a), _gray_u8(b)
+            forward.append(torch.from_numpy(self._dis.calc(ga, gb, None)))
+            backward.append(torch.from_numpy(self._dis.calc(gb, ga, None)))
+
+        def stack(flows: list[torch.Tensor]) -> torch.Tensor:
+            return torch.stack(flows).permute(0, 3, 1, 2).to(device=image0.device, dtype=torch.float32)
+
+        return stack(forward), stack(backward)
+
+
+def build_estimator(name: str, device: torch.device, *, dis_preset: str = "medium", weights: str | None = None) -> FlowEstimator:
+    """Make the estimator ``name``; ``auto`` is the learned one when its weights load, else DIS."""
+    if name not in FLOW_CHOICES:
+        raise InputError(f"--flow: {name!r} is not one of {', '.join(FLOW_CHOICES)}")
+    if name in ("auto", "learned"):
+        try:
+            from .models import load_estimator
+
+            return load_estimator(device, weights=weights)
+        except (WeightsError, ImportError) as exc:
+            if name == "learned":
+                raise WeightsError(str(exc)) from exc
+            logger.info("learned flow not available (%s); using dis", exc)
+    return DISEstimator(dis_preset)

@@ -1,0 +1,150 @@
+"""Interpolator: flows once per source pair, then a frame for every t that pair needs.
+
+estimate (flow_01, flow_10, consistency errors)  ->  for each t: project -> synthesize [-> refine]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import occlusion
+from .errors import InputError
+from .estimate import FlowEstimator, build_estimator
+from .project import project_flow
+from .synthesize import synthesize
+from .tensors import check_shape, resize_flow, to_image, to_tensor
+
+# Longest side at which flow is estimated when --flow-scale is automatic: large motion at
+# 1080p/4K is found at a reduced scale and the flow upsampled.
+AUTO_FLOW_SIDE = 1280
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> the first CUDA device if there is one, else the CPU; checks that the device exists."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"--device: {device!r} is not a device (use auto, cpu, cuda or cuda:N)") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device: {device!r} asked for, but no CUDA device is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"--device: {device!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
+    elif dev.type != "cpu":
+        raise InputError(f"--device: {device!r} is not supported (use auto, cpu, cuda or cuda:N)")
+    return dev
+
+
+@dataclass(frozen=True)
+class PairFlows:
+    """What one source pair needs for any number of t: its flows and their consistency errors."""
+
+    flow_01: torch.Tensor  # (N, 2, H, W) pixels
+    flow_10: torch.Tensor
+    error_0: torch.Tensor  # (N, 1, H, W) forward-backward error at frame 0's pixels
+    error_1: torch.Tensor
+
+    @property
+    def failure(self) -> float:
+        """Share of pixels whose flow fails the consistency test, worst direction: a cut signal."""
+        return float(torch.maximum(occlusion.failure_fraction(self.error_0), occlusion.failure_fraction(self.error_1)).max())
+
+
+class Interpolator:
+    """Frame interpolation between two images with a chosen flow estimator.
+
+    ``Interpolator(device="cpu", flow="dis").interpolate(img0, img1, 0.5)`` takes H x W x 3
+    uint8/uint16 arrays (or (N, 3, H, W) tensors) and returns the same kind.
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device = "auto",
+        flow: str | FlowEstimator = "auto",
+        *,
+        flow_scale: float | None = None,
+        dis_preset: str = "medium",
+        weights: str | None = None,
+        fp16: bool | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.estimator = flow if not isinstance(flow, str) else build_estimator(flow, self.device, dis_preset=dis_preset, weights=weights)
+        if flow_scale is not None and not 0 < flow_scale <= 1:
+            raise InputError(f"--flow-scale: {flow_scale} must be in (0, 1]")
+        self.flow_scale = flow_scale
+        # fp16 only inside the network (autocast); projection, warping and blending stay float32.
+        self.fp16 = self.device.type == "cuda" if fp16 is None else fp16
+
+    @property
+    def flow_name(self) -> str:
+        return self.estimator.name
+
+    def scale_for(self, height: int, width: int) -> float:
+        if self.flow_scale is not None:
+            return self.flow_scale
+        return min(1.0, AUTO_FLOW_SIDE / max(height, width))
+
+    @torch.no_grad()
+    def flows(self, image0: torch.Tensor, image1: torch.Tensor) -> PairFlows:
+        """Estimate both flows once (at the flow scale) and their consistency errors."""
+        check_shape(image0, "image0", channels=3)
+        check_shape(image1, "image1", channels=3)
+        h, w = image0.shape[-2:]
+        scale = self.scale_for(h, w)
+        a, b = image0, image1
+        if scale < 1:
+            size = (max(8, round(h * scale)), max(8, round(w * scale)))
+            a = F.interpolate(a, size=size, mode="bilinear", align_corners=False, antialias=True)
+            b = F.interpolate(b, size=size, mode="bilinear", align_corners=False, antialias=True)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16 and self.device.type == "cuda"):
+            flow_01, flow_10 = self.estimator.estimate(a, b)
+        flow_01 = resize_flow(flow_01.float(), (h, w))
+        flow_10 = resize_flow(flow_10.float(), (h, w))
+        return PairFlows(
+            flow_01,
+            flow_10,
+            occlusion.consistency_error(flow_01, flow_10),
+            occlusion.consistency_error(flow_10, flow_01),
+        )
+
+    @torch.no_grad()
+    def frame(self, image0: torch.Tensor, image1: torch.Tensor, flows: PairFlows, t: float) -> torch.Tensor:
+        """The frame at t in [0, 1]; t = 0 and t = 1 return the inputs unchanged."""
+        if t <= 0:
+            return image0
+        if t >= 1:
+            return image1
+        projection = project_flow(flows.flow_01, flows.flow_10, t, flows.error_0, flows.error_1)
+        result = synthesize(image0, image1, projection, t, flows.error_0, flows.error_1)
+        refine = getattr(self.estimator, "refine", None)
+        image = refine(image0, image1, projection, result, t) if refine is not None else result.image
+        return image.clamp(0, 1).to(image0.dtype)
+
+    def interpolate(self, image0, image1, t: float | Sequence[float]):
+        """Frame(s) between two images at t (a float or a list of floats)."""
+        ts = [float(x) for x in t] if isinstance(t, (list, tuple)) else [float(t)]
+        for x in ts:
+            if not 0 <= x <= 1:
+                raise InputError(f"t: {x} is outside [0, 1]")
+        as_array = isinstance(image0, np.ndarray)
+        if as_array:
+            if image0.shape != image1.shape:
+                raise InputError(f"images differ in size: {image0.shape} and {image1.shape}")
+            dtype = image0.dtype
+            a, b = to_tensor(image0, self.device), to_tensor(image1, self.device)
+        else:
+            a, b = image0.to(self.device).float(), image1.to(self.device).float()
+        flows = self.flows(a, b) if any(0 < x < 1 for x in ts) else None
+        out = [self.frame(a, b, flows, x) if flows is not None else (a if x <= 0 else b) for x in ts]
+        if as_array:
+            out = [to_image(o, dtype) for o in out]
+        return out if isinstance(t, (list, tuple)) else out[0]

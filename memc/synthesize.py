@@ -1,0 +1,51 @@
+"""Synthesis: warp both frames to time t and blend them by visibility and time.
+
+    image_t = ((1 - t) V0 W0 + t V1 W1) / ((1 - t) V0 + t V1)
+
+with ``W0 = backward_warp(image0, flow_t0)``, ``W1 = backward_warp(image1, flow_t1)`` and the
+visibilities ``V0, V1`` from ``occlusion.visibility``. Where both frames look occluded the floor in
+``visibility`` turns this into the plain time-weighted blend of the two warps: a soft fallback,
+never a hole. Runs in float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import occlusion
+from .project import Projection
+from .warp import backward_warp
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    image: torch.Tensor  # (N, 3, H, W) the frame at t
+    warped0: torch.Tensor  # (N, 3, H, W)
+    warped1: torch.Tensor  # (N, 3, H, W)
+    mask0: torch.Tensor  # (N, 1, H, W) blend weight of warped0; warped1 gets 1 - mask0
+
+
+def synthesize(
+    image0: torch.Tensor,
+    image1: torch.Tensor,
+    projection: Projection,
+    t: float,
+    error_0: torch.Tensor,
+    error_1: torch.Tensor,
+) -> Synthesis:
+    """Frame at time t from the two frames, their projection to t and their consistency errors."""
+    image0 = image0.float()
+    image1 = image1.float()
+    # One warp per frame: the image and its consistency error travel together.
+    sample0 = backward_warp(torch.cat((image0, error_0.float()), 1), projection.flow_t0)
+    sample1 = backward_warp(torch.cat((image1, error_1.float()), 1), projection.flow_t1)
+    warped0, warped1 = sample0[:, :3], sample1[:, :3]
+    vis0 = occlusion.visibility(projection.hole_t0, sample0[:, 3:])
+    vis1 = occlusion.visibility(projection.hole_t1, sample1[:, 3:])
+    weight0 = (1 - t) * vis0
+    weight1 = t * vis1
+    mask0 = weight0 / (weight0 + weight1)
+    image = mask0 * warped0 + (1 - mask0) * warped1
+    return Synthesis(image=image, warped0=warped0, warped1=warped1, mask0=mask0)

@@ -1,0 +1,73 @@
+"""Conversions between decoded pictures and tensors, and padding to a network stride.
+
+Convention (everywhere in memc): images are ``(N, 3, H, W)`` float RGB in [0, 1], gamma-encoded
+as decoded; flow is ``(N, 2, H, W)`` in pixels, channel 0 = x (right), channel 1 = y (down);
+masks are ``(N, 1, H, W)`` in [0, 1]. uint8/uint16 <-> float happens only here (round, never truncate).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _scale(dtype: np.dtype) -> float:
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    raise ValueError(f"image dtype must be uint8 or uint16, got {dtype}")
+
+
+def to_tensor(image: np.ndarray, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """H x W x 3 uint8/uint16 RGB -> (1, 3, H, W) float in [0, 1]."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be H x W x 3, got shape {image.shape}")
+    scale = _scale(image.dtype)
+    tensor = torch.from_numpy(np.ascontiguousarray(image).astype(np.float32 if scale > 255 else np.uint8, copy=False))
+    tensor = tensor.to(device=device, non_blocking=True).permute(2, 0, 1).unsqueeze(0)
+    return (tensor.to(dtype) / scale).contiguous()
+
+
+def to_image(tensor: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
+    """(1, 3, H, W) float in [0, 1] -> H x W x 3 uint8/uint16, rounded."""
+    check_shape(tensor, "tensor", channels=3)
+    scale = _scale(np.dtype(dtype))
+    out = (tensor[0].float().clamp(0, 1) * scale).round().permute(1, 2, 0)
+    return out.to(torch.int32 if scale > 255 else torch.uint8).cpu().numpy().astype(dtype, copy=False)
+
+
+def check_shape(tensor: torch.Tensor, name: str, channels: int | None = None) -> None:
+    """Fail early with the argument's name and its actual shape."""
+    if tensor.ndim != 4 or (channels is not None and tensor.shape[1] != channels):
+        want = f"(N, {channels}, H, W)" if channels is not None else "(N, C, H, W)"
+        raise ValueError(f"{name} must be {want}, got {tuple(tensor.shape)}")
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a flow field to (H, W), scaling x by the width ratio and y by the height ratio."""
+    check_shape(flow, "flow", channels=2)
+    h, w = flow.shape[-2:]
+    if (h, w) == tuple(size):
+        return flow
+    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+    scale = torch.tensor([size[1] / w, size[0] / h], device=flow.device, dtype=flow.dtype).view(1, 2, 1, 1)
+    return out * scale
+
+
+class Padder:
+    """Replicate-pads images to a multiple of ``stride`` and crops results back."""
+
+    def __init__(self, height: int, width: int, stride: int = 1) -> None:
+        self.height, self.width = height, width
+        self.pad_h = (-height) % stride
+        self.pad_w = (-width) % stride
+
+    def pad(self, tensor: torch.Tensor) -> torch.Tensor:
+        if not (self.pad_h or self.pad_w):
+            return tensor
+        return F.pad(tensor, (0, self.pad_w, 0, self.pad_h), mode="replicate")
+
+    def unpad(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor[..., : self.height, : self.width]
