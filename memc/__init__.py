@@ -1,0 +1,60 @@
+"""memc: frame-rate conversion by motion estimation and motion compensation.
+
+    from memc import Interpolator, convert
+    convert("in.mp4", "out.mp4", fps=60)
+    middle = Interpolator(device="cpu", flow="dis").interpolate(img0, img1, 0.5)
+
+Importing memc does no torch work; the heavy modules load on first use.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["Interpolator", "convert", "__version__"]
+
+if TYPE_CHECKING:
+    from .interpolate import Interpolator
+    from .pipeline import Stats
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Interpolator":
+        from .interpolate import Interpolator
+
+        return Interpolator
+    raise AttributeError(f"module 'memc' has no attribute {name!r}")
+
+
+def convert(
+    src: str,
+    dst: str,
+    fps: int | str | Fraction | None = None,
+    *,
+    factor: int | str | Fraction | None = None,
+    flow: str = "auto",
+    device: str = "auto",
+    overwrite: bool = False,
+    scene_detect: bool = True,
+    interpolator: "Interpolator | None" = None,
+    **encode: Any,
+) -> "Stats":
+    """Convert the video file ``src`` to ``fps`` (or ``factor`` times its rate) into ``dst``.
+
+    ``encode`` takes EncodeOptions fields (codec, crf, preset, pix_fmt). Returns the run's Stats.
+    """
+    from .config import ConvertConfig, EncodeOptions
+    from .interpolate import Interpolator
+    from .pipeline import convert as run_convert
+    from .timing import parse_fps
+
+    config = ConvertConfig(
+        fps=parse_fps(fps) if fps is not None else None,
+        factor=parse_fps(factor, name="factor") if factor is not None else None,
+        scene_detect=scene_detect,
+        encode=EncodeOptions(**encode),
+    )
+    interpolator = interpolator or Interpolator(device=device, flow=flow)
+    return run_convert(src, dst, config, interpolator, overwrite=overwrite)

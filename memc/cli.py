@@ -1,0 +1,292 @@
+"""Command line: parse, validate, call the library, turn errors into one line and an exit code.
+
+Exit codes: 0 ok, 1 error, 2 bad usage, 3 a batch where some files failed, 130 interrupted.
+stdout carries video data in pipe mode; everything for people goes to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from . import __version__
+from .errors import ExitStatus, InputError, MemcError
+
+logger = logging.getLogger("memc")
+
+FLOW_CHOICES = ("auto", "dis", "learned")
+DIS_PRESETS = ("ultrafast", "fast", "medium")
+
+
+class FpsType(click.ParamType):
+    """60, 60000/1001, 59.94 (= 60000/1001), 29.97, 23.976 ..."""
+
+    name = "FPS"
+
+    def convert(self, value, param, ctx):
+        from .timing import parse_fps
+
+        if isinstance(value, Fraction):
+            return value
+        try:
+            return parse_fps(value, name=f"--{param.name}" if param else "fps")
+        except InputError as exc:
+            self.fail(str(exc).split(": ", 1)[-1], param, ctx)
+
+
+class SizeType(click.ParamType):
+    name = "WxH"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            w, h = (int(v) for v in value.lower().split("x"))
+            if w > 0 and h > 0:
+                return (w, h)
+        except ValueError:
+            pass
+        self.fail(f"{value!r} is not a size like 640x360", param, ctx)
+
+
+def configure_logging(verbosity: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbosity, 2)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("memc: %(levelname)s: %(message)s"))
+    root = logging.getLogger("memc")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    if verbosity >= 2:
+        import av
+
+        av.logging.set_level(av.logging.VERBOSE)
+
+
+def common_model_options(func: Callable) -> Callable:
+    """Options that choose and place the model: shared by convert, pair and eval."""
+    options = [
+        click.option("--flow", type=click.Choice(FLOW_CHOICES), default="auto", show_default=True,
+                     help="Flow estimator: learned when its weights load (auto), or OpenCV DIS."),
+        click.option("--dis-preset", type=click.Choice(DIS_PRESETS), default="medium", show_default=True,
+                     help="DIS speed/quality preset."),
+        click.option("--flow-scale", type=click.FloatRange(0.05, 1.0), default=None, metavar="S",
+                     help="Estimate flow at this fraction of the size (default: auto, long side <= 1280)."),
+        click.option("--weights", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+                     help="Weights of the learned estimator (default: $MEMC_WEIGHTS, then the shipped ones)."),
+        click.option("--device", default="auto", show_default=True, metavar="DEV",
+                     help="auto, cpu, cuda or cuda:N."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def make_interpolator(flow: str, dis_preset: str, flow_scale: float | None, weights: str | None, device: str):
+    from .interpolate import Interpolator
+
+    return Interpolator(device=device, flow=flow, dis_preset=dis_preset, flow_scale=flow_scale, weights=weights)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="memc")
+@click.option("-v", "--verbose", count=True, help="More log detail on stderr (-vv for FFmpeg's too).")
+@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
+    """memc: frame-rate conversion by motion estimation and motion compensation."""
+    ctx.obj = {"verbose": verbose, "debug": debug}
+
+
+def default_output(src: str, fps: Fraction | None, factor: Fraction | None) -> str:
+    """``<stem>.60fps.<ext>`` (or ``.59.94fps``, ``.x2``) beside the input."""
+    if fps is not None:
+        tag = str(fps.numerator) if fps.denominator == 1 else f"{float(fps):.3f}".rstrip("0").rstrip(".")
+        tag += "fps"
+    else:
+        tag = "x" + (str(factor.numerator) if factor.denominator == 1 else f"{float(factor):g}")
+    path = Path(src)
+    return str(path.with_name(f"{path.stem}.{tag}{path.suffix or '.mp4'}"))
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--fps", type=FpsType(), default=None, help="Output rate: 60, 60000/1001, 59.94 (NTSC) ...")
+@click.option("--factor", type=FpsType(), default=None, metavar="X", help="Output rate as a multiple of the input's.")
+@click.option("-o", "--output", default=None, metavar="PATH",
+              help="Output file, '-' for stdout, or a folder for several inputs (default: <stem>.<fps>fps.<ext>).")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
+@common_model_options
+@click.option("--scene-detect/--no-scene-detect", default=True, show_default=True,
+              help="Hold the nearest frame across scene cuts instead of blending.")
+@click.option("--scene-threshold", type=click.FloatRange(0.01, 1.0), default=0.4, show_default=True, metavar="X",
+              help="Histogram distance above which a pair is a cut.")
+@click.option("-c:v", "--codec", "codec", default="auto", show_default=True, metavar="CODEC",
+              help="Video encoder: auto (libx264, libx265 for >8-bit, NVENC on CUDA when present), libx264, libx265, h264_nvenc, ffv1 ...")
+@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Quality (lower is better).")
+@click.option("--preset", default="medium", show_default=True, help="Encoder preset.")
+@click.option("--out-pix-fmt", default=None, metavar="FMT", help="Output pixel format (default: the source's depth, 4:2:0).")
+@click.option("-f", "--format", "out_format", default=None, metavar="FMT",
+              help="Output container (default: from the extension; yuv4mpegpipe for stdout): mp4, matroska, nut, rawvideo ...")
+@click.option("--in-format", default=None, metavar="FMT", help="Input format for pipes: yuv4mpegpipe (default for '-'), rawvideo, matroska ...")
+@click.option("--size", type=SizeType(), default=None, help="Frame size of rawvideo input.")
+@click.option("--pix-fmt", default=None, metavar="FMT", help="Pixel format of rawvideo input: rgb24, yuv420p ...")
+@click.option("--in-fps", type=FpsType(), default=None, help="Frame rate of rawvideo input.")
+@click.option("--glob", "pattern", default=None, metavar="PATTERN", help="With a folder input: which files (e.g. '*.mkv').")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.pass_context
+def convert(ctx: click.Context, inputs, fps, factor, output, overwrite, flow, dis_preset, flow_scale, weights, device,
+            scene_detect, scene_threshold, codec, crf, preset, out_pix_fmt, out_format, in_format, size, pix_fmt,
+            in_fps, pattern, quiet) -> None:
+    """Convert the frame rate of INPUT (a file, '-' for stdin, several files or a folder)."""
+    from .config import ConvertConfig, EncodeOptions, InputOptions
+
+    configure_logging(ctx.obj["verbose"], quiet)
+    if fps is not None and factor is not None:
+        raise click.UsageError("--fps and --factor exclude each other: give one")
+    if fps is None and factor is None:
+        raise click.UsageError("give the output rate with --fps (e.g. --fps 60) or --factor")
+    resolved_device = _device_or_fail(device)
+    config = ConvertConfig(
+        fps=fps,
+        factor=factor,
+        scene_detect=scene_detect,
+        scene_threshold=scene_threshold,
+        encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=out_pix_fmt,
+                             hwaccel=resolved_device.type == "cuda"),
+        output_format=out_format,
+        input=InputOptions(format=in_format, raw_size=size, raw_pix_fmt=pix_fmt, raw_fps=in_fps),
+    )
+    batch = len(inputs) > 1 or any(os.path.isdir(p) for p in inputs)
+    if batch:
+        from .batch import run_batch
+
+        if output is None:
+            raise click.UsageError("several inputs or a folder need -o OUTDIR")
+        interpolator = make_interpolator(flow, dis_preset, flow_scale, weights, resolved_device)
+        status = run_batch(list(inputs), output, config, interpolator, overwrite=overwrite, pattern=pattern, quiet=quiet)
+        ctx.exit(int(status))
+    src = inputs[0]
+    dst = output if output is not None else ("-" if src == "-" else default_output(src, fps, factor))
+    if dst == "-" and sys.stdout.isatty():
+        raise InputError("refusing to write video to a terminal: give -o FILE or pipe the output")
+    from .pipeline import check_output, convert as run_convert
+
+    check_output(src, dst, overwrite)  # before loading any model
+    interpolator = make_interpolator(flow, dis_preset, flow_scale, weights, resolved_device)
+    logger.info("flow estimator: %s on %s", interpolator.flow_name, interpolator.device)
+    with progress_bar(quiet, src) as factory:
+        stats = run_convert(src, dst, config, interpolator, overwrite=overwrite, progress_factory=factory)
+    if not quiet:
+        click.echo(f"memc: {src} -> {dst}: {stats.summary()}", err=True)
+
+
+def _device_or_fail(device: str):
+    from .interpolate import resolve_device
+
+    return resolve_device(device)
+
+
+class progress_bar:
+    """A tqdm bar on stderr while a file converts (only when stderr is a terminal and not --quiet)."""
+
+    def __init__(self, quiet: bool, name: str) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.name = name
+        self.bar = None
+
+    def __enter__(self):
+        def factory(total: int | None) -> Callable[[int], None]:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="frame", desc=Path(self.name).name[:30], file=sys.stderr,
+                            dynamic_ncols=True, leave=False)
+            return self.bar.update
+
+        return factory if self.enabled else None
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _parse_times(text: str) -> list[float]:
+    try:
+        times = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a list of times like 0.5 or 0.25,0.5,0.75", param_hint="-t")
+    if not times or any(not 0 <= x <= 1 for x in times):
+        raise click.BadParameter(f"{text!r}: every t must be in [0, 1]", param_hint="-t")
+    return times
+
+
+@cli.command()
+@click.argument("image0", type=click.Path(exists=True, dir_okay=False))
+@click.argument("image1", type=click.Path(exists=True, dir_okay=False))
+@click.option("-t", "times", default="0.5", show_default=True, metavar="T[,T...]", help="Time(s) in [0, 1] between the images.")
+@click.option("-o", "--output", required=True, metavar="PATH",
+              help="Output image; with several t a pattern with {t} or {i} (e.g. mid_{i}.png).")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
+@common_model_options
+@click.pass_context
+def pair(ctx, image0, image1, times, output, overwrite, flow, dis_preset, flow_scale, weights, device) -> None:
+    """Interpolate between two images IMAGE0 and IMAGE1 (for evaluation and debugging)."""
+    from .images import read_image, write_image
+
+    configure_logging(ctx.obj["verbose"], False)
+    ts = _parse_times(times)
+    if len(ts) > 1 and "{t}" not in output and "{i}" not in output:
+        raise click.BadParameter("with several t, the output needs {t} or {i} in its name", param_hint="-o")
+    names = [output.format(t=f"{t:g}", i=i) for i, t in enumerate(ts)]
+    for name in names:
+        if Path(name).exists() and not overwrite:
+            raise InputError(f"output exists: {name} (use --overwrite/-y to replace it)")
+        if Path(name).resolve() in (Path(image0).resolve(), Path(image1).resolve()):
+            raise InputError(f"output is an input: {name}")
+    a, b = read_image(image0), read_image(image1)
+    if a.shape != b.shape:
+        raise InputError(f"images differ in size: {a.shape[1]}x{a.shape[0]} and {b.shape[1]}x{b.shape[0]}")
+    interpolator = make_interpolator(flow, dis_preset, flow_scale, weights, device)
+    for name, image in zip(names, interpolator.interpolate(a, b, ts)):
+        write_image(name, image)
+        click.echo(f"memc: wrote {name}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map errors to one line on stderr and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        code = cli.main(args=argv, prog_name="memc", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("memc: interrupted", err=True)
+        code = ExitStatus.INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("memc: interrupted", err=True)
+        code = ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away: stop quietly, and keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = ExitStatus.ERROR
+    except MemcError as exc:
+        if debug:
+            raise
+        click.echo(f"memc: error: {exc}", err=True)
+        code = exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if debug:
+            raise
+        click.echo(f"memc: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        code = ExitStatus.ERROR
+    sys.exit(int(code or 0))
