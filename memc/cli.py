@@ -17,6 +17,7 @@ import click
 
 from . import __version__
 from .errors import ExitStatus, InputError, MemcError
+from .progress import progress_bar
 
 logger = logging.getLogger("memc")
 
@@ -62,18 +63,29 @@ def configure_logging(verbosity: int, quiet: bool) -> None:
     root = logging.getLogger("memc")
     root.handlers[:] = [handler]
     root.setLevel(level)
-    root.propagate = False
     if verbosity >= 2:
         import av
 
         av.logging.set_level(av.logging.VERBOSE)
 
 
-def common_model_options(func: Callable) -> Callable:
-    """Options that choose and place the model: shared by convert, pair and eval."""
+def verbosity_option(func: Callable) -> Callable:
+    """-v/--verbose after the subcommand too (``memc convert in.mp4 --fps 60 -v``)."""
+    return click.option("-v", "--verbose", "verbose", count=True, help="More log detail on stderr (-vv for FFmpeg's too).")(func)
+
+
+def common_model_options(func: Callable | None = None, *, flows: tuple[str, ...] = FLOW_CHOICES, multiple: bool = False):
+    """Options that choose and place the model: shared by convert, pair and eval.
+
+    ``eval`` takes ``--flow`` several times and also accepts ``blend`` (the no-motion baseline).
+    """
+    if func is None:
+        return lambda f: common_model_options(f, flows=flows, multiple=multiple)
     options = [
-        click.option("--flow", type=click.Choice(FLOW_CHOICES), default="auto", show_default=True,
-                     help="Flow estimator: learned when its weights load (auto), or OpenCV DIS."),
+        click.option("--flow", type=click.Choice(flows), multiple=multiple, default=("auto",) if multiple else "auto",
+                     show_default=True,
+                     help="Flow estimator: learned when its weights load (auto), or OpenCV DIS"
+                          + ("; repeat to compare, 'blend' is the no-motion baseline." if multiple else ".")),
         click.option("--dis-preset", type=click.Choice(DIS_PRESETS), default="medium", show_default=True,
                      help="DIS speed/quality preset."),
         click.option("--flow-scale", type=click.FloatRange(0.05, 1.0), default=None, metavar="S",
@@ -140,14 +152,15 @@ def default_output(src: str, fps: Fraction | None, factor: Fraction | None) -> s
 @click.option("--in-fps", type=FpsType(), default=None, help="Frame rate of rawvideo input.")
 @click.option("--glob", "pattern", default=None, metavar="PATTERN", help="With a folder input: which files (e.g. '*.mkv').")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@verbosity_option
 @click.pass_context
 def convert(ctx: click.Context, inputs, fps, factor, output, overwrite, flow, dis_preset, flow_scale, weights, device,
             scene_detect, scene_threshold, codec, crf, preset, out_pix_fmt, out_format, in_format, size, pix_fmt,
-            in_fps, pattern, quiet) -> None:
+            in_fps, pattern, quiet, verbose) -> None:
     """Convert the frame rate of INPUT (a file, '-' for stdin, several files or a folder)."""
     from .config import ConvertConfig, EncodeOptions, InputOptions
 
-    configure_logging(ctx.obj["verbose"], quiet)
+    configure_logging(ctx.obj["verbose"] + verbose, quiet)
     if fps is not None and factor is not None:
         raise click.UsageError("--fps and --factor exclude each other: give one")
     if fps is None and factor is None:
@@ -193,29 +206,6 @@ def _device_or_fail(device: str):
     return resolve_device(device)
 
 
-class progress_bar:
-    """A tqdm bar on stderr while a file converts (only when stderr is a terminal and not --quiet)."""
-
-    def __init__(self, quiet: bool, name: str) -> None:
-        self.enabled = not quiet and sys.stderr.isatty()
-        self.name = name
-        self.bar = None
-
-    def __enter__(self):
-        def factory(total: int | None) -> Callable[[int], None]:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="frame", desc=Path(self.name).name[:30], file=sys.stderr,
-                            dynamic_ncols=True, leave=False)
-            return self.bar.update
-
-        return factory if self.enabled else None
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _parse_times(text: str) -> list[float]:
     try:
         times = [float(x) for x in text.split(",") if x.strip()]
@@ -234,12 +224,13 @@ def _parse_times(text: str) -> list[float]:
               help="Output image; with several t a pattern with {t} or {i} (e.g. mid_{i}.png).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @common_model_options
+@verbosity_option
 @click.pass_context
-def pair(ctx, image0, image1, times, output, overwrite, flow, dis_preset, flow_scale, weights, device) -> None:
+def pair(ctx, image0, image1, times, output, overwrite, flow, dis_preset, flow_scale, weights, device, verbose) -> None:
     """Interpolate between two images IMAGE0 and IMAGE1 (for evaluation and debugging)."""
     from .images import read_image, write_image
 
-    configure_logging(ctx.obj["verbose"], False)
+    configure_logging(ctx.obj["verbose"] + verbose, False)
     ts = _parse_times(times)
     if len(ts) > 1 and "{t}" not in output and "{i}" not in output:
         raise click.BadParameter("with several t, the output needs {t} or {i} in its name", param_hint="-o")
@@ -256,6 +247,51 @@ def pair(ctx, image0, image1, times, output, overwrite, flow, dis_preset, flow_s
     for name, image in zip(names, interpolator.interpolate(a, b, ts)):
         write_image(name, image)
         click.echo(f"memc: wrote {name}", err=True)
+
+
+@cli.command("eval")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False), metavar="DIR")
+@common_model_options(flows=FLOW_CHOICES + ("blend",), multiple=True)
+@click.option("--clips", default=None, metavar="A,B", help="Only these clips (file stems).")
+@click.option("--max-pairs", type=click.IntRange(1), default=None, metavar="N", help="At most N input pairs per clip.")
+@click.option("--scale", type=click.FloatRange(0.05, 1.0), default=1.0, show_default=True, metavar="S",
+              help="Downscale frames by S before interpolating and scoring (quick checks).")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.pass_context
+def eval_(ctx, folder, flow, dis_preset, flow_scale, weights, device, clips, max_pairs, scale, as_json, quiet) -> None:
+    """Score interpolation on held-out frames of the clips in DIR (manifest protocol, else stride 2, t = 0.5)."""
+    import json
+
+    import torch
+
+    from .evaluate import blend, evaluate, interpolator_predictor
+
+    configure_logging(ctx.obj["verbose"], quiet)
+    resolved_device = _device_or_fail(device)
+    predictors = {}
+    for name in dict.fromkeys(flow):  # keep order, drop repeats
+        if name == "blend":
+            predictors["blend"] = blend
+            continue
+        interpolator = make_interpolator(name, dis_preset, flow_scale, weights, resolved_device)
+        label = interpolator.flow_name if name == "auto" else name
+        predictors[label] = interpolator_predictor(interpolator)
+    progress = None if quiet else (lambda clip: click.echo(f"memc: eval {clip}", err=True))
+    with torch.inference_mode():
+        report = evaluate(folder, predictors, clips=clips.split(",") if clips else None, max_pairs=max_pairs,
+                          scale=scale, device=resolved_device, progress=progress)
+    click.echo(json.dumps(report.summary(), indent=2) if as_json else report.table())
+
+
+@cli.command("train")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False), metavar="CONFIG")
+@click.pass_context
+def train_(ctx, config) -> None:
+    """Train the learned estimator from a JSON CONFIG (resumes its run folder; see memc/train/loop.py)."""
+    from .train import main as train_main
+
+    ctx.exit(train_main([config]))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -59,6 +59,10 @@ def is_yuv(pix_fmt: str) -> bool:
     return pix_fmt.startswith(("yuv", "nv", "p0", "p2", "p4", "y2", "uyv", "yv", "yuyv"))
 
 
+# Demuxers that turn text into pictures: a text file is not a video to interpolate.
+_TEXT_DEMUXERS = {"tty", "ansi", "bin", "idf", "xbin", "adf"}
+
+
 @dataclass(frozen=True)
 class StreamInfo:
     """What the pipeline needs to know about the source video stream."""
@@ -135,6 +139,19 @@ def _parse_hms(text: str) -> Fraction | None:
     )
 
 
+class _StreamReader:
+    """stdin for FFmpeg: ``read(n)`` returns what has arrived (up to n bytes) instead of waiting
+    for all n, so a frame is decoded as soon as it is complete, not when 32 KiB have piled up.
+    No ``seek``: a pipe is read front to back even when stdin happens to be a file."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.name = "<stdin>"
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read1(size)  # type: ignore[attr-defined]
+
+
 class VideoSource:
     """Context manager over one input; ``frames()`` streams its first video stream.
 
@@ -156,7 +173,7 @@ class VideoSource:
         self._name = self._describe(source)
         options = self._open_options(format, raw_size, raw_pix_fmt, raw_fps)
         if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
-            source = sys.stdin.buffer
+            source = _StreamReader(sys.stdin.buffer)
             format = format or "yuv4mpegpipe"  # the documented pipe format
         elif isinstance(source, (str, os.PathLike)):
             path = os.fspath(source)
@@ -213,6 +230,9 @@ class VideoSource:
         container = self._container
         if not container.streams.video:
             raise InputError(f"not a video file (no video stream): {self._name}")
+        if container.format.name in _TEXT_DEMUXERS:
+            # FFmpeg renders any text file as an ANSI-art "video"; nobody means that.
+            raise InputError(f"not a video file (looks like text): {self._name}")
         stream = container.streams.video[0]
         if threads:
             stream.codec_context.thread_type = "AUTO"

@@ -106,6 +106,24 @@ def _available_video_encoders() -> str:
     return ", ".join(c for c in wanted if c in av.codecs_available)
 
 
+class _StreamWriter:
+    """stdout for FFmpeg: every write goes straight through (Python's buffer is flushed), so a
+    reader downstream gets each frame as soon as it is muxed. A closed reader raises
+    BrokenPipeError here, which ``write``/``close`` let through for the CLI to end quietly."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.name = "<stdout>"
+
+    def write(self, data: bytes) -> int:
+        self._stream.write(data)
+        self._stream.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 class VideoSink:
     """Context manager that writes frames ``write(rgb, k)`` at ``pts = k / fps``.
 
@@ -138,6 +156,8 @@ class VideoSink:
         self._source = source
         target, format = self._target(dest, format)
         container_options = {"strict": "-1"} if format == "yuv4mpegpipe" else {}
+        if isinstance(self._pipe, _StreamWriter):
+            container_options["flush_packets"] = "1"  # low latency: each packet leaves at once
         try:
             self._container = av.open(target, mode="w", format=format, options=container_options)
         except (av.error.FFmpegError, ValueError, OSError) as e:
@@ -155,8 +175,8 @@ class VideoSink:
         """Where to write and in which container; checks a path up front (FFmpeg opens lazily)."""
         if isinstance(dest, (str, os.PathLike)) and os.fspath(dest) == "-":
             self._name = "<stdout>"
-            self._pipe = sys.stdout.buffer
-            return sys.stdout.buffer, format or "yuv4mpegpipe"
+            self._pipe = _StreamWriter(sys.stdout.buffer)
+            return self._pipe, format or "yuv4mpegpipe"
         if isinstance(dest, (str, os.PathLike)):
             path = os.fspath(dest)
             self._name, self._pipe = path, None
@@ -185,7 +205,7 @@ class VideoSink:
             codec, pix_fmt = "rawvideo", options.pix_fmt or "rgb24"
         else:
             codec = self._pick_codec(options, fmt_name, high_bit)
-            pix_fmt = self._pick_pix_fmt(codec, options.pix_fmt, high_bit)
+            pix_fmt = self._pick_pix_fmt(codec, options.pix_fmt, high_bit, source.pix_fmt if source else None)
         self.codec, self.pix_fmt = codec, pix_fmt
 
         chroma = av.VideoFormat(pix_fmt)
@@ -268,7 +288,8 @@ class VideoSink:
         return codec
 
     @staticmethod
-    def _pick_pix_fmt(codec: str, requested: str | None, high_bit: bool) -> str:
+    def _pick_pix_fmt(codec: str, requested: str | None, high_bit: bool, source_fmt: str | None = None) -> str:
+        """The requested format, else the source's own when the encoder takes it (as ffmpeg does), else 4:2:0."""
         formats = [f.name for f in (av.Codec(codec, "w").video_formats or [])]
         if requested is not None:
             if formats and requested not in formats:
@@ -276,6 +297,8 @@ class VideoSink:
                                   f"it takes {', '.join(formats)}")
             return requested
         wanted = ["yuv420p10le", "p010le"] if high_bit else ["yuv420p"]
+        if source_fmt and is_yuv(source_fmt) and formats and source_fmt in formats:
+            wanted.insert(0, source_fmt)
         for name in wanted:
             if not formats or name in formats:
                 return name

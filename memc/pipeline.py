@@ -35,7 +35,7 @@ from .encode import VideoSink
 from .errors import EncodeError, InputError
 from .interpolate import Interpolator
 from .tensors import to_image, to_tensor
-from .timing import output_frame_count, retime
+from .timing import output_frame_count, retime, snap_to_grid
 
 logger = logging.getLogger(__name__)
 
@@ -208,10 +208,17 @@ def run(
     pairs = _Pairs(interpolator, config, stats)
 
     def pts_stream() -> Iterator[Fraction]:
+        last: Fraction | None = None
         for frame in background(source.frames(), "memc-decode"):
-            frames[frame.index] = frame
+            pts = snap_to_grid(frame.pts, info.start, info.fps, info.time_base)
+            if last is not None and pts <= last:
+                logger.debug("dropping source frame %d: pts %s does not increase", frame.index, pts)
+                continue
+            index = stats.source_frames  # dense numbering of the frames we keep
+            frames[index] = frame
             stats.source_frames += 1
-            yield frame.pts
+            last = pts
+            yield pts
 
     def tensor(i: int) -> torch.Tensor:
         if i not in tensors:

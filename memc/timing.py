@@ -108,3 +108,14 @@ def retime(source_pts: Iterable[Fraction], fps: Fraction, end: Fraction | None =
     # Past the last source frame there is nothing to move towards: hold it (t = 0).
     for k in output_times(prev, end, start, fps):
         yield OutputFrame(k, start + Fraction(k) / fps, i, Fraction(0))
+
+
+def snap_to_grid(pts: Fraction, start: Fraction, fps: Fraction, tolerance: Fraction) -> Fraction:
+    """The nominal time ``start + n / fps`` nearest ``pts`` if within ``tolerance``, else ``pts``.
+
+    Containers with coarse time bases (Matroska's milliseconds) store 1/30 s as 33 or 34 ms; a
+    30 fps source is still exactly 30 fps, and counting it so keeps output frame counts exact.
+    """
+    n = round((pts - start) * fps)
+    nominal = start + Fraction(n) / fps
+    return nominal if abs(nominal - pts) <= tolerance else pts
