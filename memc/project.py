@@ -46,23 +46,25 @@ def forward_splat(values: torch.Tensor, flow: torch.Tensor, importance: torch.Te
     pos = coords_grid(n, h, w, flow.device, flow.dtype) + flow
     x0 = pos[:, 0].floor()
     y0 = pos[:, 1].floor()
-    fx = pos[:, 0] - x0
-    fy = pos[:, 1] - y0
-    x0 = x0.long()
-    y0 = y0.long()
-    base = (torch.arange(n, device=flow.device) * (h * w)).view(n, 1, 1)
+    fx = (pos[:, 0] - x0).reshape(1, -1)
+    fy = (pos[:, 1] - y0).reshape(1, -1)
+    x0 = x0.long().reshape(1, -1)
+    y0 = y0.long().reshape(1, -1)
+    base = (torch.arange(n, device=flow.device) * (h * w)).view(n, 1).expand(n, h * w).reshape(1, -1)
 
-    payload = torch.cat((values * importance, importance, torch.ones_like(importance)), dim=1)  # (N, C+2, H, W)
-    payload = payload.permute(0, 2, 3, 1)  # (N, H, W, C+2)
-    out = torch.zeros(n * h * w, c + 2, device=values.device, dtype=values.dtype)
+    # (C + 2, N*H*W): importance-weighted values, the importance, and a plain 1 for coverage
+    payload = torch.cat((values * importance, importance, torch.ones_like(importance)), dim=1)
+    payload = payload.transpose(0, 1).reshape(c + 2, -1)
+    indices, weighted = [], []
     for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        xi = x0 + dx
-        yi = y0 + dy
+        xi, yi = x0 + dx, y0 + dy
         weight = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
-        valid = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-        index = (base + yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1))[valid]
-        out = out.index_add(0, index, (payload * weight.unsqueeze(-1))[valid])
-    out = out.view(n, h, w, c + 2).permute(0, 3, 1, 2)
+        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        indices.append(base + yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1))
+        weighted.append(payload * (weight * inside))  # outside the frame: weight 0, index clamped
+    out = torch.zeros(c + 2, n * h * w, device=values.device, dtype=values.dtype)
+    out = out.index_add(1, torch.cat(indices, 1)[0], torch.cat(weighted, 1))
+    out = out.view(c + 2, n, h, w).transpose(0, 1)
     mean = out[:, :c] / out[:, c : c + 1].clamp(min=1e-30)
     return mean, out[:, c + 1 :]
 
