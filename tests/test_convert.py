@@ -205,3 +205,27 @@ def test_pair_command(tmp_path, capsys):
     assert (tmp_path / "mid_0.25.png").exists()
     code, err = run_cli(["pair", tmp_path / "a.png", tmp_path / "b.png", "-t", "0.5,0.7", "-o", tmp_path / "m.png"], capsys)
     assert code == 2 and "{t}" in err
+
+
+def test_vfr_input_gives_constant_rate_output(tmp_path, capsys):
+    import av
+    from fractions import Fraction
+
+    scene = Scene(height=48, width=64, size=16)
+    src = tmp_path / "vfr.mkv"
+    times = [0, 1, 2, 4, 5, 8, 9, 10, 14, 15]  # in 1/30 s: gaps of 1, 2, 3 and 4 frames
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("ffv1", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv444p"
+        stream.time_base = Fraction(1, 30)
+        for k in times:
+            frame = av.VideoFrame.from_ndarray(scene.frame_u8(k / 4), format="rgb24")
+            frame.pts, frame.time_base = k, Fraction(1, 30)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    out = tmp_path / "cfr.mkv"
+    code, err = run_cli(["convert", src, "--fps", "60", "-o", out, "--flow", "dis", "-c:v", "ffv1", *FAST], capsys)
+    assert code == 0, err
+    info = probe(out)
+    # input spans 16/30 s (last frame lasts one interval): 32 frames at 60 fps
+    assert info["rate"] == 60 and info["frames"] == 32
