@@ -176,19 +176,26 @@ def convert(ctx: click.Context, inputs, fps, factor, output, overwrite, flow, di
         output_format=out_format,
         input=InputOptions(format=in_format, raw_size=size, raw_pix_fmt=pix_fmt, raw_fps=in_fps),
     )
-    batch = len(inputs) > 1 or any(os.path.isdir(p) for p in inputs)
+    # A folder output makes a batch too, so `memc convert *.mp4 -o out/` works when the glob finds one file.
+    into_folder = output not in (None, "-") and (os.path.isdir(output) or output.endswith(("/", os.sep)))
+    batch = len(inputs) > 1 or any(os.path.isdir(p) for p in inputs) or (into_folder and inputs[0] != "-")
     if batch:
         from .batch import run_batch
 
         if output is None:
             raise click.UsageError("several inputs or a folder need -o OUTDIR")
-        interpolator = make_interpolator(flow, dis_preset, flow_scale, weights, resolved_device)
-        status = run_batch(list(inputs), output, config, interpolator, overwrite=overwrite, pattern=pattern, quiet=quiet)
+        def load_model():  # once, when the first file needs it: not for a batch that is refused or all done
+            return make_interpolator(flow, dis_preset, flow_scale, weights, resolved_device)
+
+        status = run_batch(list(inputs), output, config, load_model, overwrite=overwrite, pattern=pattern, quiet=quiet)
         ctx.exit(int(status))
     src = inputs[0]
     dst = output if output is not None else ("-" if src == "-" else default_output(src, fps, factor))
     if dst == "-" and sys.stdout.isatty():
         raise InputError("refusing to write video to a terminal: give -o FILE or pipe the output")
+    if src == "-" and sys.stdin.isatty():  # would wait forever for a stream nobody sends
+        raise InputError("no video on stdin: pipe a stream in, e.g. "
+                         "ffmpeg -i in.mkv -f yuv4mpegpipe - | memc convert - --fps 60 -o out.mp4")
     from .pipeline import check_output, convert as run_convert
 
     check_output(src, dst, overwrite)  # before loading any model
@@ -292,6 +299,22 @@ def train_(ctx, config) -> None:
     from .train import main as train_main
 
     ctx.exit(train_main([config]))
+
+
+@cli.command()
+@click.option("--size", "sizes", type=SizeType(), multiple=True, default=("640x360", "1280x720"), show_default=True,
+              help="Frame size; repeat for several.")
+@click.option("--flow", "flows", type=click.Choice(("dis", "learned", "auto")), multiple=True, default=("dis",),
+              show_default=True, help="Estimator; repeat for several.")
+@click.option("--device", default="auto", show_default=True, metavar="DEV", help="auto, cpu, cuda or cuda:N.")
+@click.option("--full/--no-full", default=True, show_default=True, help="Also time a whole convert (decode + encode).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def bench(sizes, flows, device, full, as_json) -> None:
+    """Print a speed table: output frames per second by size and estimator."""
+    from .bench import run
+
+    configure_logging(0, True)
+    run(list(sizes), list(flows), device, full, as_json)
 
 
 def main(argv: list[str] | None = None) -> None:

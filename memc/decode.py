@@ -142,7 +142,7 @@ def _parse_hms(text: str) -> Fraction | None:
 class _StreamReader:
     """stdin for FFmpeg: ``read(n)`` returns what has arrived (up to n bytes) instead of waiting
     for all n, so a frame is decoded as soon as it is complete, not when 32 KiB have piled up.
-    No ``seek``: a pipe is read front to back even when stdin happens to be a file."""
+    Seekable only when stdin is a file (``< in.mp4``: an MP4 index at the end needs seeking)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
@@ -150,6 +150,15 @@ class _StreamReader:
 
     def read(self, size: int = -1) -> bytes:
         return self._stream.read1(size)  # type: ignore[attr-defined]
+
+    def seekable(self) -> bool:
+        return self._stream.seekable()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
 
 
 class VideoSource:

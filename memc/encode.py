@@ -109,7 +109,8 @@ def _available_video_encoders() -> str:
 class _StreamWriter:
     """stdout for FFmpeg: every write goes straight through (Python's buffer is flushed), so a
     reader downstream gets each frame as soon as it is muxed. A closed reader raises
-    BrokenPipeError here, which ``write``/``close`` let through for the CLI to end quietly."""
+    BrokenPipeError here, which ``write``/``close`` let through for the CLI to end quietly.
+    Seekable only when stdout is a file (``> out.mkv`` then gets its index and duration)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
@@ -122,6 +123,15 @@ class _StreamWriter:
 
     def flush(self) -> None:
         self._stream.flush()
+
+    def seekable(self) -> bool:
+        return self._stream.seekable()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
 
 
 class VideoSink:
