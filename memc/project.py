@@ -55,15 +55,13 @@ def forward_splat(values: torch.Tensor, flow: torch.Tensor, importance: torch.Te
     # (C + 2, N*H*W): importance-weighted values, the importance, and a plain 1 for coverage
     payload = torch.cat((values * importance, importance, torch.ones_like(importance)), dim=1)
     payload = payload.transpose(0, 1).reshape(c + 2, -1)
-    indices, weighted = [], []
+    out = torch.zeros(c + 2, n * h * w, device=values.device, dtype=values.dtype)
     for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
         xi, yi = x0 + dx, y0 + dy
         weight = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
-        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-        indices.append(base + yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1))
-        weighted.append(payload * (weight * inside))  # outside the frame: weight 0, index clamped
-    out = torch.zeros(c + 2, n * h * w, device=values.device, dtype=values.dtype)
-    out = out.index_add(1, torch.cat(indices, 1)[0], torch.cat(weighted, 1))
+        weight = weight * ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h))  # outside: weight 0, index clamped
+        index = base + yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)
+        out = out.index_add(1, index[0], payload * weight)
     out = out.view(c + 2, n, h, w).transpose(0, 1)
     mean = out[:, :c] / out[:, c : c + 1].clamp(min=1e-30)
     return mean, out[:, c + 1 :]
