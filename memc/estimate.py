@@ -67,14 +67,20 @@ class DISEstimator:
 
 
 def build_estimator(name: str, device: torch.device, *, dis_preset: str = "medium", weights: str | None = None) -> FlowEstimator:
-    """Make the estimator ``name``; ``auto`` is the learned one when its weights load, else DIS."""
+    """Make the estimator ``name``.
+
+    ``auto`` is the learned model when the registry marks it as the default (it beats DIS on the
+    dev set) or ``weights`` are given explicitly, and its weights load; otherwise DIS.
+    """
     if name not in FLOW_CHOICES:
         raise InputError(f"--flow: {name!r} is not one of {', '.join(FLOW_CHOICES)}")
     if name in ("auto", "learned"):
         try:
-            from .models import load_estimator
+            from .models import MODELS, load_estimator
 
-            return load_estimator(device, weights=weights)
+            if name == "learned" or weights is not None or MODELS["learned"].auto:
+                return load_estimator(device, weights=weights, dis_preset=dis_preset)
+            logger.info("--flow auto: the shipped learned model does not beat dis yet; using dis")
         except (WeightsError, ImportError) as exc:
             if name == "learned":
                 raise WeightsError(str(exc)) from exc
