@@ -56,8 +56,8 @@ NOT_VIDEO_EXTENSIONS = frozenset("""
     .wav .mp3 .aac .m4a .flac .ogg .opus .wma .ac3
     .zip .gz .tar .7z .rar .py .sh .exe .db .ini .torrent .part
 """.split())
-# FFmpeg demuxers that can "read" a file without it being a video: stills and text as ANSI art.
-_NOT_VIDEO_DEMUXERS = {"image2", "tty", "ansi", "bin", "idf", "xbin", "adf"}
+# FFmpeg demuxers that can "read" a file without it being a video: stills (and text, decode's list).
+_STILL_DEMUXERS = {"image2"}
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,12 @@ def _probe_video(path: Path) -> bool:
     import av
     import av.error
 
+    from .decode import TEXT_DEMUXERS
+
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             name = container.format.name
-            if name in _NOT_VIDEO_DEMUXERS or name.endswith("_pipe"):  # png_pipe, jpeg_pipe, ...
+            if name in _STILL_DEMUXERS or name in TEXT_DEMUXERS or name.endswith("_pipe"):  # png_pipe, jpeg_pipe, ...
                 return False
             return any(not (s.disposition & av.stream.Disposition.attached_pic) for s in container.streams.video)
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:

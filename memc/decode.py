@@ -60,7 +60,7 @@ def is_yuv(pix_fmt: str) -> bool:
 
 
 # Demuxers that turn text into pictures: a text file is not a video to interpolate.
-_TEXT_DEMUXERS = {"tty", "ansi", "bin", "idf", "xbin", "adf"}
+TEXT_DEMUXERS = {"tty", "ansi", "bin", "idf", "xbin", "adf"}
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ class VideoSource:
         container = self._container
         if not container.streams.video:
             raise InputError(f"not a video file (no video stream): {self._name}")
-        if container.format.name in _TEXT_DEMUXERS:
+        if container.format.name in TEXT_DEMUXERS:
             # FFmpeg renders any text file as an ANSI-art "video"; nobody means that.
             raise InputError(f"not a video file (looks like text): {self._name}")
         stream = container.streams.video[0]

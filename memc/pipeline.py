@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,14 +24,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import numpy as np
 import torch
 
 from . import scene
 from .config import ConvertConfig
 from .decode import SourceFrame, VideoSource
 from .encode import VideoSink
-from .errors import EncodeError, InputError
+from .errors import InputError
 from .interpolate import Interpolator
 from .tensors import to_image, to_tensor
 from .timing import output_frame_count, retime, snap_to_grid
