@@ -21,6 +21,8 @@ from .progress import progress_bar
 
 logger = logging.getLogger("memc")
 
+# Twins of memc.estimate's names, kept here so `memc --help` does not import torch and OpenCV;
+# tests/test_cli_names.py pins them equal.
 FLOW_CHOICES = ("auto", "dis", "learned")
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 

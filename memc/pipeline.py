@@ -272,9 +272,10 @@ def check_output(src: str, dst: str, overwrite: bool) -> None:
     if dst == "-":
         return
     dst_path = Path(dst)
-    if src != "-" and Path(src).exists() and dst_path.exists() and os.path.samefile(src, dst_path):
-        raise InputError(f"output is the input: {dst} (choose another -o)")
-    if src != "-" and Path(src).resolve() == dst_path.resolve():
+    if src != "-" and (
+        Path(src).resolve() == dst_path.resolve()
+        or (Path(src).exists() and dst_path.exists() and os.path.samefile(src, dst_path))  # hard links
+    ):
         raise InputError(f"output is the input: {dst} (choose another -o)")
     if dst_path.is_dir():
         raise InputError(f"output is a directory: {dst}")
@@ -304,7 +305,7 @@ def convert(
     check_output(src, dst, overwrite)
     opts = config.input
     with VideoSource(
-        src if src != "-" else "-",
+        src,
         format=opts.format,
         raw_size=opts.raw_size,
         raw_pix_fmt=opts.raw_pix_fmt,
@@ -336,7 +337,5 @@ def convert(
             if tmp is not None and tmp.exists():
                 tmp.unlink()
             raise
-    if stats.truncated:
-        logger.warning("%s: input is truncated or corrupt; converted the %d frames that decoded", src, stats.source_frames)
-    return stats
+    return stats  # a truncated input was already reported by decode
 
