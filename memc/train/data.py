@@ -3,8 +3,10 @@
 A cache sample is 5 frames ``f0..f4`` (a step of k = 1 or 2 source frames, at full or half size)
 cropped to ``crop`` x ``crop`` where the picture moves most among a few random positions. From one
 sample the loader draws a pair and its held-out frame: (f0, f4) with t = 1/4, 1/2 or 3/4, or
-(f_j, f_j+2) with t = 1/2; then a random sub-crop, flips and time reversal (t -> 1 - t).
-DIS flows are computed per batch on the crops (a few milliseconds at 128 px).
+(f_j, f_j+2) with t = 1/2; then flips and time reversal (t -> 1 - t).
+DIS runs per batch on the whole cached crop and only then are images and flows cut to ``size``:
+the margin gives DIS the context a full frame would, so content entering at the training crop's
+border is not mistaken for occlusion (v1 ran DIS on the small crop and learned border-only habits).
 """
 
 from __future__ import annotations
@@ -131,9 +133,6 @@ class Batches:
         else:
             j = int(rng.integers(0, 3))
             a, b, target, t = window[j], window[j + 2], window[j + 1], 0.5
-        crop = window.shape[1]
-        y, x = int(rng.integers(0, crop - self.size + 1)), int(rng.integers(0, crop - self.size + 1))
-        a, b, target = (im[y:y + self.size, x:x + self.size] for im in (a, b, target))
         if rng.random() < 0.5:
             a, b, target = (im[:, ::-1] for im in (a, b, target))
         if rng.random() < 0.5:
@@ -153,5 +152,11 @@ class Batches:
 
         image0, image1, target = stack(0), stack(1), stack(2)
         t = torch.tensor([it[3] for it in items], dtype=torch.float32).view(-1, 1, 1, 1)
-        flow_01, flow_10 = self.dis.estimate(image0, image1)
+        flow_01, flow_10 = self.dis.estimate(image0, image1)  # on the whole crop: context for DIS
+        full = image0.shape[-1]
+        cut = []
+        for i in range(self.batch):
+            y, x = (int(v) for v in self.rng.integers(0, full - self.size + 1, size=2))
+            cut.append([z[i:i + 1, :, y:y + self.size, x:x + self.size] for z in (image0, image1, target, flow_01, flow_10)])
+        image0, image1, target, flow_01, flow_10 = (torch.cat(parts) for parts in zip(*cut))
         return image0, image1, target, t, flow_01, flow_10

@@ -36,13 +36,21 @@ logger = logging.getLogger(__name__)
 DEFAULTS = {
     "data": "../shared/data", "cache_dir": "cache", "runs_dir": "runs", "seed": 0, "samples": 4000, "crop": 160,
     "size": 128, "batch": 8, "steps": 6000, "lr": 3e-4, "max_minutes": None, "include_noncommercial": False,
-    "pre_refine_weight": 0.25, "eval_every": 500, "eval_clips": None, "eval_pairs": 2, "eval_scale": 0.5,
+    "pre_refine_weight": 0.25, "psnr_weight": 0.0, "eval_every": 500, "eval_clips": None, "eval_pairs": 2, "eval_scale": 0.5,
     "threads": 1, "model": {}, "init": None, "cache_seed": None,
 }
 
 
 def charbonnier(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     return torch.sqrt((a - b) ** 2 + eps**2).mean()
+
+
+def psnr_loss(a: torch.Tensor, b: torch.Tensor, floor: float = 1e-5) -> torch.Tensor:
+    """Minus the mean per-sample PSNR / 100: the dev score is a mean of per-frame PSNRs, so easy
+    samples count as much as hard ones, which Charbonnier alone does not reflect. ``floor`` caps a
+    sample's PSNR at 50 dB so near-perfect crops do not dominate the gradient."""
+    mse = ((a - b) ** 2).flatten(1).mean(1)
+    return (10 * torch.log10(mse + floor)).mean() / 100
 
 
 def forward(net: RefineNet, image0, image1, t, flow_01, flow_10) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,6 +132,8 @@ def train(config: dict) -> Path:
         image0, image1, target, t, flow_01, flow_10 = next(batches)
         image, pre = forward(net, image0, image1, t, flow_01, flow_10)
         loss = charbonnier(image, target) + config["pre_refine_weight"] * charbonnier(pre, target)
+        if config["psnr_weight"]:
+            loss = loss + config["psnr_weight"] * psnr_loss(image, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
