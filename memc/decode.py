@@ -139,17 +139,13 @@ def _parse_hms(text: str) -> Fraction | None:
     )
 
 
-class _StreamReader:
-    """stdin for FFmpeg: ``read(n)`` returns what has arrived (up to n bytes) instead of waiting
-    for all n, so a frame is decoded as soon as it is complete, not when 32 KiB have piled up.
-    Seekable only when stdin is a file (``< in.mp4``: an MP4 index at the end needs seeking)."""
+class PipeFile:
+    """A standard stream handed to FFmpeg as a file object. Seekable only when the stream is a
+    redirected file, never a pipe; ``_StreamReader`` (here) and ``encode._StreamWriter`` add I/O."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, name: str) -> None:
         self._stream = stream
-        self.name = "<stdin>"
-
-    def read(self, size: int = -1) -> bytes:
-        return self._stream.read1(size)  # type: ignore[attr-defined]
+        self.name = name
 
     def seekable(self) -> bool:
         return self._stream.seekable()
@@ -159,6 +155,18 @@ class _StreamReader:
 
     def tell(self) -> int:
         return self._stream.tell()
+
+
+class _StreamReader(PipeFile):
+    """stdin for FFmpeg: ``read(n)`` returns what has arrived (up to n bytes) instead of waiting
+    for all n, so a frame is decoded as soon as it is complete, not when 32 KiB have piled up.
+    Seekable only when stdin is a file (``< in.mp4``: an MP4 index at the end needs seeking)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__(stream, "<stdin>")
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read1(size)  # type: ignore[attr-defined]
 
 
 class VideoSource:

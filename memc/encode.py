@@ -31,7 +31,7 @@ import av
 import av.error
 import numpy as np
 
-from .decode import RANGE_FULL, RANGE_LIMITED, StreamInfo, is_yuv, sws_matrix, yuv_range
+from .decode import RANGE_FULL, RANGE_LIMITED, PipeFile, StreamInfo, is_yuv, sws_matrix, yuv_range
 from .errors import EncodeError, InputError
 
 logger = logging.getLogger(__name__)
@@ -106,15 +106,14 @@ def _available_video_encoders() -> str:
     return ", ".join(c for c in wanted if c in av.codecs_available)
 
 
-class _StreamWriter:
+class _StreamWriter(PipeFile):
     """stdout for FFmpeg: every write goes straight through (Python's buffer is flushed), so a
     reader downstream gets each frame as soon as it is muxed. A closed reader raises
     BrokenPipeError here, which ``write``/``close`` let through for the CLI to end quietly.
     Seekable only when stdout is a file (``> out.mkv`` then gets its index and duration)."""
 
     def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self.name = "<stdout>"
+        super().__init__(stream, "<stdout>")
 
     def write(self, data: bytes) -> int:
         self._stream.write(data)
@@ -123,15 +122,6 @@ class _StreamWriter:
 
     def flush(self) -> None:
         self._stream.flush()
-
-    def seekable(self) -> bool:
-        return self._stream.seekable()
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self._stream.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._stream.tell()
 
 
 class VideoSink:
