@@ -174,30 +174,35 @@ def _frames(path: Path, scale: float, device: torch.device) -> Iterator[torch.Te
             yield image
 
 
-def evaluate_clip(clip: Clip, predictors: dict[str, Predictor], *, max_pairs: int | None = None, scale: float = 1.0,
-                  device: torch.device | str = "cpu") -> dict[str, ClipScore]:
-    """Score every predictor on one clip; the clip is decoded once and shared by them."""
-    results = {name: ClipScore(clip.name) for name in predictors}
+def pairs(clip: Clip, *, max_pairs: int | None = None, scale: float = 1.0,
+          device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[float, torch.Tensor]]]:
+    """The protocol's (image0, image1, {t: held-out frame}) in clip order; at most stride + 1 frames held."""
     window: list[torch.Tensor] = []  # frames i .. i + stride, never more
-    pairs = 0
+    count = 0
     for image in _frames(clip.path, scale, torch.device(device)):
         window.append(image)
         if len(window) < clip.stride + 1:
             continue
-        image0, image1 = window[0], window[-1]
+        yield window[0], window[-1], {t: window[round(t * clip.stride)] for t in clip.times}
+        window = [window[-1]]
+        count += 1
+        if max_pairs is not None and count >= max_pairs:
+            return
+
+
+def evaluate_clip(clip: Clip, predictors: dict[str, Predictor], *, max_pairs: int | None = None, scale: float = 1.0,
+                  device: torch.device | str = "cpu") -> dict[str, ClipScore]:
+    """Score every predictor on one clip; the clip is decoded once and shared by them."""
+    results = {name: ClipScore(clip.name) for name in predictors}
+    for image0, image1, targets in pairs(clip, max_pairs=max_pairs, scale=scale, device=device):
         for name, predict in predictors.items():
             start = time.perf_counter()
             predictions = predict(image0, image1, list(clip.times))
             results[name].seconds += time.perf_counter() - start
             for t, prediction in zip(clip.times, predictions):
-                target = window[round(t * clip.stride)]
                 per_t = results[name].scores.setdefault(t, {m: [] for m in METRICS})
-                for metric, value in score(prediction, target).items():
+                for metric, value in score(prediction, targets[t]).items():
                     per_t[metric].append(value)
-        window = [window[-1]]
-        pairs += 1
-        if max_pairs is not None and pairs >= max_pairs:
-            break
     return results
 
 
