@@ -124,7 +124,7 @@ class Interpolator:
         if t >= 1:
             return image1
         projection = project_flow(flows.flow_01, flows.flow_10, t, flows.error_0, flows.error_1)
-        result = synthesize(image0, image1, projection, t, flows.error_0, flows.error_1)
+        result = synthesize(image0, image1, projection, t, flows.error_0, flows.error_1, flows.flow_01, flows.flow_10)
         refine = getattr(self.estimator, "refine", None)
         image = refine(image0, image1, projection, result, t) if refine is not None else result.image
         return image.clamp(0, 1).to(image0.dtype)

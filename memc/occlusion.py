@@ -9,7 +9,12 @@ Two signals, both cheap and computed from the flows alone:
   pixel of frame 0 lands on: they are not visible in frame 0 (disocclusions). ``project.py``
   returns that as ``hole_t0`` in [0, 1].
 
-Visibility of frame 0 at time t is ``(1 - hole_t0) * c(err_0 sampled at x + flow_t0)`` with
+* Arrival. The pixel y = x + flow_t0(x) of frame 0 that time t samples must itself arrive at x:
+  ``y + t flow_01(y) ~= x``, i.e. ``m_0 = |flow_t0(x) + t flow_01(y)|`` is small. Where an object
+  has left (its old place at time t shows background that frame 0 hides), y is the object, which
+  is elsewhere at t: m_0 is large and frame 0 must not be used there, however well tracked y is.
+
+Visibility of frame 0 at time t is ``(1 - hole_t0) * c(err_0(y)) * c(m_0)`` with
 ``c(e) = 1 / (1 + (e / TOLERANCE)^2)``, and likewise for frame 1. ``synthesize`` blends with these.
 """
 
@@ -24,24 +29,53 @@ from .warp import backward_warp
 TOLERANCE = 1.5
 # Importance of a source pixel when several land on the same target pixel (softmax splatting).
 SPLAT_SHARPNESS = 1.0
+# Two well-tracked sources landing on one pixel (a ball over a lawn it hides at t but not at 0 or 1)
+# cannot be ranked by consistency. The one moving against the dominant (camera) motion is taken to
+# be in front: importance grows by FOREGROUND_GAIN per pixel of deviation, up to FOREGROUND_CAP px.
+FOREGROUND_GAIN = 0.5
+FOREGROUND_CAP = 8.0
+# Share of visibility a pixel keeps when it fails the consistency test but arrives where it should.
+CONSISTENCY_FLOOR = 0.1
 # Smallest visibility; keeps the blend defined where both frames look occluded.
 FLOOR = 1e-3
+
+
+def magnitude(vector: torch.Tensor) -> torch.Tensor:
+    """Length (N, 1, H, W) of a 2-channel field; ``hypot`` is ~50x faster than ``norm(dim=1)`` on a CPU."""
+    return torch.hypot(vector[:, 0:1], vector[:, 1:2])
 
 
 def consistency_error(flow_ab: torch.Tensor, flow_ba: torch.Tensor) -> torch.Tensor:
     """Forward-backward error in pixels at each pixel of frame a: (N, 1, H, W)."""
     back = backward_warp(flow_ba, flow_ab)
-    return (flow_ab + back).norm(dim=1, keepdim=True)
+    return magnitude(flow_ab + back)
 
 
-def splat_importance(error: torch.Tensor) -> torch.Tensor:
-    """Collision weight for forward projection: consistent (foreground, well-tracked) pixels win."""
-    return torch.exp(-(SPLAT_SHARPNESS * error).clamp(max=30.0))
+def dominant_motion(flow: torch.Tensor) -> torch.Tensor:
+    """The camera's motion as the per-item median vector (N, 2, 1, 1), from every 8th pixel each way."""
+    return flow[..., ::8, ::8].flatten(2).median(dim=2).values[..., None, None]
 
 
-def visibility(hole: torch.Tensor, error_at_t: torch.Tensor) -> torch.Tensor:
-    """Soft visibility (N, 1, H, W) of a source frame at time t, from its projection hole and its consistency error."""
+def splat_importance(error: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+    """Collision weight for forward projection: consistent pixels win, then those moving against the camera."""
+    score = -(SPLAT_SHARPNESS * error).clamp(max=30.0)
+    if flow is not None:
+        deviation = magnitude(flow - dominant_motion(flow))
+        score = score + FOREGROUND_GAIN * deviation.clamp(max=FOREGROUND_CAP)
+    return torch.exp(score)
+
+
+def arrival_error(flow_t: torch.Tensor, flow_sampled: torch.Tensor, travel: float) -> torch.Tensor:
+    """``m = |flow_t + travel * flow_sampled|`` (N, 1, H, W): how far the sampled source pixel lands from x at t."""
+    return magnitude(flow_t + travel * flow_sampled)
+
+
+def visibility(hole: torch.Tensor, error_at_t: torch.Tensor, arrival: torch.Tensor | None = None) -> torch.Tensor:
+    """Soft visibility (N, 1, H, W) of a source frame at time t: projection hole, consistency and arrival errors."""
     trust = 1.0 / (1.0 + (error_at_t / TOLERANCE) ** 2)
+    if arrival is not None:
+        # a pixel occluded in the other frame fails the consistency test yet is seen at t if it arrives
+        trust = (CONSISTENCY_FLOOR + (1 - CONSISTENCY_FLOOR) * trust) / (1.0 + (arrival / TOLERANCE) ** 2)
     return ((1.0 - hole) * trust).clamp(min=FLOOR)
 
 

@@ -34,16 +34,26 @@ def synthesize(
     t: float,
     error_0: torch.Tensor,
     error_1: torch.Tensor,
+    flow_01: torch.Tensor | None = None,
+    flow_10: torch.Tensor | None = None,
 ) -> Synthesis:
-    """Frame at time t from the two frames, their projection to t and their consistency errors."""
+    """Frame at time t from the two frames, their projection to t, consistency errors and (optionally) flows.
+
+    With the pair's flows, a sampled pixel that does not arrive at x at time t (an object that has
+    left) loses its visibility (``occlusion.arrival_error``).
+    """
     image0 = image0.float()
     image1 = image1.float()
-    # One warp per frame: the image and its consistency error travel together.
-    sample0 = backward_warp(torch.cat((image0, error_0.float()), 1), projection.flow_t0)
-    sample1 = backward_warp(torch.cat((image1, error_1.float()), 1), projection.flow_t1)
+    # One warp per frame: the image, its consistency error (and its flow) travel together.
+    extra0 = [error_0.float()] + ([flow_01.float()] if flow_01 is not None else [])
+    extra1 = [error_1.float()] + ([flow_10.float()] if flow_10 is not None else [])
+    sample0 = backward_warp(torch.cat((image0, *extra0), 1), projection.flow_t0)
+    sample1 = backward_warp(torch.cat((image1, *extra1), 1), projection.flow_t1)
     warped0, warped1 = sample0[:, :3], sample1[:, :3]
-    vis0 = occlusion.visibility(projection.hole_t0, sample0[:, 3:])
-    vis1 = occlusion.visibility(projection.hole_t1, sample1[:, 3:])
+    arrival0 = occlusion.arrival_error(projection.flow_t0, sample0[:, 4:6], t) if flow_01 is not None else None
+    arrival1 = occlusion.arrival_error(projection.flow_t1, sample1[:, 4:6], 1 - t) if flow_10 is not None else None
+    vis0 = occlusion.visibility(projection.hole_t0, sample0[:, 3:4], arrival0)
+    vis1 = occlusion.visibility(projection.hole_t1, sample1[:, 3:4], arrival1)
     weight0 = (1 - t) * vis0
     weight1 = t * vis1
     mask0 = weight0 / (weight0 + weight1)

@@ -1,0 +1,173 @@
+"""Large-displacement candidates: block matching where the flow fails, fused into the flow per pixel.
+
+Coarse-to-fine estimators (DIS among them) lose an object that is smaller than its own motion: at
+the coarse levels where a long vector could be found the object has been averaged away, and at the
+fine levels the search no longer reaches it. A ball 10 px across moving 25 px takes the
+background's vector and vanishes from the interpolated frame.
+
+This stage looks for such places and searches them at the flow's own resolution, where small
+objects still exist:
+
+1. the photometric residual ``|image_a(x) - image_b(x + flow_ab(x))|`` pooled over BLOCK x BLOCK
+   blocks; the worst textured blocks (at most MAX_BLOCKS) are searched;
+2. exhaustive integer SSD search in a window of +-RADIUS px around the block's current vector (one
+   grouped convolution for all blocks at once), then a parabola fit for the sub-pixel part;
+3. a block's match counts only where it explains the block far better than the current flow;
+   its vector is offered to the block and its neighbours;
+4. fusion per pixel: a pixel takes the offered vector where its local (3x3) photometric error is
+   clearly smaller than under the current flow. Background pixels of a block keep their flow, the
+   object's pixels get the object's vector.
+
+5. a fused vector stays only where the other direction confirms it (forward-backward check).
+
+Cost is bounded by MAX_BLOCKS, whatever the frame size. Luma (N, 1, H, W) in [0, 1]; flow in pixels,
+channel 0 = x. Plain torch, no loops over pixels or blocks, any device.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import occlusion
+from .warp import backward_warp
+
+BLOCK = 8  # px; a small object must fill most of a block to be matched
+STEP = 4  # px between block origins: blocks overlap by half, so an object is never split four ways
+RADIUS = 24  # px searched around a block's current vector, each way
+MAX_BLOCKS = 128  # worst blocks searched per image: bounds the cost
+MIN_RESIDUAL = 0.04  # mean |residual| of a block below which the flow is believed
+MIN_CONTRAST = 0.005  # standard deviation below which a block is too flat to match (a flat ball still matches)
+GAIN = 0.35  # a match must bring the block's mean squared error under GAIN x the flow's
+FUSE_MARGIN = 0.6  # a pixel takes the offered vector where its error is under FUSE_MARGIN x the flow's
+CONFIRM = 1.5  # px: forward-backward error under which the other direction confirms a fused vector
+
+
+def _window_mean(x: torch.Tensor, size: int = 3) -> torch.Tensor:
+    """Box mean of a one-channel image (a convolution: about twice as fast as avg_pool2d on a CPU)."""
+    kernel = torch.full((1, 1, size, size), 1.0 / size**2, device=x.device, dtype=x.dtype)
+    return F.conv2d(F.pad(x, (size // 2,) * 4, mode="replicate"), kernel)
+
+
+def _gather(image: torch.Tensor, batch: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
+    """(K, C, size, size) patches of ``image`` (N, C, H, W) with top-left corners (top, left), border-replicated."""
+    h, w = image.shape[-2:]
+    offsets = torch.arange(size, device=image.device)
+    ys = (top[:, None] + offsets).clamp(0, h - 1)
+    xs = (left[:, None] + offsets).clamp(0, w - 1)
+    return image[batch[:, None, None], :, ys[:, :, None], xs[:, None, :]].permute(0, 3, 1, 2)
+
+
+def _subpixel(cost: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
+    """Parabola vertex offset in [-0.5, 0.5] along ``axis`` (0 = y, 1 = x) of (K, S, S) costs at (K, 2) argmins."""
+    k, s = cost.shape[0], cost.shape[1]
+    centre = index[:, axis]
+    lo, hi = (centre - 1).clamp(0, s - 1), (centre + 1).clamp(0, s - 1)
+    rows = torch.arange(k, device=cost.device)
+
+    def at(pos: torch.Tensor) -> torch.Tensor:
+        return cost[rows, pos, index[:, 1]] if axis == 0 else cost[rows, index[:, 0], pos]
+
+    c_lo, c_0, c_hi = at(lo), at(centre), at(hi)
+    curvature = c_lo - 2 * c_0 + c_hi
+    offset = 0.5 * (c_lo - c_hi) / curvature.clamp(min=1e-9)
+    inside = (centre > 0) & (centre < s - 1) & (curvature > 1e-9)
+    return torch.where(inside, offset.clamp(-0.5, 0.5), torch.zeros_like(offset))
+
+
+def block_candidates(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor,
+                     residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vectors found by block search where ``flow_ab`` fails (``residual`` = image_a - image_b warped by it).
+
+    Returns a field on the grid of block origins, (N, 2, HB, WB) in pixels with HB = (H - BLOCK) // STEP + 1
+    (WB likewise), and its validity (N, 1, HB, WB) bool, already spread to neighbours that found nothing.
+    """
+    n, _, h, w = image_a.shape
+    hb, wb = max(0, (h - BLOCK) // STEP + 1), max(0, (w - BLOCK) // STEP + 1)
+    vectors = torch.zeros(n, 2, hb, wb, device=image_a.device, dtype=image_a.dtype)
+    valid = torch.zeros(n, 1, hb, wb, device=image_a.device, dtype=torch.bool)
+    if hb == 0 or wb == 0:
+        return vectors, valid
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, BLOCK, stride=STEP)
+
+    mean_abs = pool(residual.abs().mean(1, keepdim=True))
+    flow_mse = pool((residual**2).mean(1, keepdim=True))
+    contrast = (pool(image_a**2) - pool(image_a) ** 2).clamp(min=0).mean(1, keepdim=True).sqrt()
+    score = torch.where((mean_abs > MIN_RESIDUAL) & (contrast > MIN_CONTRAST), mean_abs, torch.zeros_like(mean_abs))
+    flat = score.flatten()
+    count = min(int((flat > 0).sum()), MAX_BLOCKS)
+    if count == 0:
+        return vectors, valid
+    chosen = flat.topk(count).indices  # index into (n, 1, hb, wb)
+    batch, cell = chosen // (hb * wb), chosen % (hb * wb)
+    by, bx = cell // wb, cell % wb
+
+    # search window centred on the block's current (mean, rounded) vector
+    guess = pool(flow_ab).permute(0, 2, 3, 1)[batch, by, bx].round().long()  # (K, 2)
+    top, left = by * STEP, bx * STEP
+    template = _gather(image_a, batch, top, left, BLOCK)  # (K, C, B, B)
+    size = BLOCK + 2 * RADIUS
+    window = _gather(image_b, batch, top + guess[:, 1] - RADIUS, left + guess[:, 0] - RADIUS, size)  # (K, C, S, S)
+    # SSD(d) = sum T^2 - 2 corr(W, T) + sum W^2, every displacement of every block in one grouped conv
+    c = template.shape[1]
+    corr = F.conv2d(window.reshape(1, count * c, size, size), template, groups=count)[0]  # (K, 2R+1, 2R+1)
+    energy = F.avg_pool2d((window**2).sum(1, keepdim=True), BLOCK, stride=1)[:, 0] * BLOCK**2
+    ssd = ((template**2).sum(dim=(1, 2, 3))[:, None, None] - 2 * corr + energy).clamp(min=0) / (c * BLOCK**2)
+    best = ssd.flatten(1).argmin(dim=1)
+    span = 2 * RADIUS + 1
+    index = torch.stack((best // span, best % span), dim=1)  # (K, 2) as (y, x)
+    best_cost = ssd.flatten(1).gather(1, best[:, None])[:, 0]
+    dy = index[:, 0] - RADIUS + _subpixel(ssd, index, 0)
+    dx = index[:, 1] - RADIUS + _subpixel(ssd, index, 1)
+    found = torch.stack((guess[:, 0] + dx, guess[:, 1] + dy), dim=1).to(vectors.dtype)
+    accept = best_cost < GAIN * flow_mse[batch, 0, by, bx]
+
+    vectors[batch[accept], :, by[accept], bx[accept]] = found[accept]
+    valid[batch[accept], 0, by[accept], bx[accept]] = True
+    return _spread(vectors, valid)
+
+
+def _spread(vectors: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Offer each valid block's vector to the neighbours within 2 steps that have none (the mean where several offer)."""
+    weight = valid.to(vectors.dtype)
+    total = F.avg_pool2d(vectors * weight, 5, stride=1, padding=2, count_include_pad=False)
+    count = F.avg_pool2d(weight, 5, stride=1, padding=2, count_include_pad=False)
+    spread = total / count.clamp(min=1e-9)
+    return torch.where(valid, vectors, spread), valid | (count > 0)
+
+
+def _fuse(luma_a: torch.Tensor, luma_b: torch.Tensor, flow_ab: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """Per pixel, the block vector where one was found nearby and it explains the pixel clearly better."""
+    vectors, valid = block_candidates(luma_a, luma_b, flow_ab, residual)
+    if not bool(valid.any()):
+        return flow_ab
+    h, w = flow_ab.shape[-2:]
+    hb, wb = valid.shape[-2:]
+    # block (i, j) covers rows i*STEP .. i*STEP + BLOCK: its vector goes to the STEP x STEP cell at its centre
+    margin = (BLOCK - STEP) // 2
+    pad = (margin, w - wb * STEP - margin, margin, h - hb * STEP - margin)
+    candidate = F.pad(F.interpolate(vectors, scale_factor=STEP, mode="nearest"), pad, mode="replicate")
+    where = F.pad(F.interpolate(valid.float(), scale_factor=STEP, mode="nearest"), pad) > 0
+    error_flow = _window_mean(residual.abs())
+    error_candidate = _window_mean((luma_a - backward_warp(luma_b, candidate)).abs())
+    take = where & (error_candidate < FUSE_MARGIN * error_flow)
+    return torch.where(take, candidate, flow_ab)
+
+
+def add_large_motion(luma0: torch.Tensor, luma1: torch.Tensor, flow_01: torch.Tensor,
+                     flow_10: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both flows (N, 2, H, W) with block-search vectors fused in where they explain the pair better.
+
+    A fused vector must be confirmed by the other direction (forward-backward error under
+    CONFIRM px); a match that only one side supports is noise or an occlusion, and is dropped.
+    """
+    residual_0 = luma0 - backward_warp(luma1, flow_01)
+    residual_1 = luma1 - backward_warp(luma0, flow_10)
+    fused_01 = _fuse(luma0, luma1, flow_01, residual_0)
+    fused_10 = _fuse(luma1, luma0, flow_10, residual_1)
+    if fused_01 is flow_01 and fused_10 is flow_10:
+        return flow_01, flow_10
+    keep_01 = occlusion.consistency_error(fused_01, fused_10) < CONFIRM
+    keep_10 = occlusion.consistency_error(fused_10, fused_01) < CONFIRM
+    return torch.where(keep_01, fused_01, flow_01), torch.where(keep_10, fused_10, flow_10)
