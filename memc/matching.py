@@ -13,15 +13,15 @@ objects still exist:
 2. exhaustive integer SSD search in a window of +-RADIUS px around the block's current vector (one
    grouped convolution for all blocks at once), then a parabola fit for the sub-pixel part;
 3. a block's match counts only where it explains the block far better than the current flow;
-   its vector is offered to the block and its neighbours;
-4. fusion per pixel: a pixel takes the offered vector where its local (3x3) photometric error is
-   clearly smaller than under the current flow. Background pixels of a block keep their flow, the
-   object's pixels get the object's vector.
+   its vector is offered to the pixels of and around the block;
+4. fusion per pixel: a pixel takes the best offered vector where its local (3x3) photometric error
+   is clearly smaller than under the current flow. Background pixels keep their flow, the object's
+   pixels get the object's vector.
 
 5. a fused vector stays only where the other direction confirms it (forward-backward check).
 
-Cost is bounded by MAX_BLOCKS, whatever the frame size. Luma (N, 1, H, W) in [0, 1]; flow in pixels,
-channel 0 = x. Plain torch, no loops over pixels or blocks, any device.
+Cost is bounded by MAX_BLOCKS, whatever the frame size. Images (N, C, H, W) in [0, 1], RGB: a ball
+often has the brightness of the grass it crosses, not its colour. Flow in pixels, channel 0 = x. Plain torch, no loops over pixels or blocks, any device.
 """
 
 from __future__ import annotations
@@ -76,18 +76,17 @@ def _subpixel(cost: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tenso
 
 
 def block_candidates(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor,
-                     residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                     residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Vectors found by block search where ``flow_ab`` fails (``residual`` = image_a - image_b warped by it).
 
-    Returns a field on the grid of block origins, (N, 2, HB, WB) in pixels with HB = (H - BLOCK) // STEP + 1
-    (WB likewise), and its validity (N, 1, HB, WB) bool, already spread to neighbours that found nothing.
+    Returns, per accepted block, its batch item, top and left (K,) and its vector (K, 2) in pixels.
     """
     n, _, h, w = image_a.shape
     hb, wb = max(0, (h - BLOCK) // STEP + 1), max(0, (w - BLOCK) // STEP + 1)
-    vectors = torch.zeros(n, 2, hb, wb, device=image_a.device, dtype=image_a.dtype)
-    valid = torch.zeros(n, 1, hb, wb, device=image_a.device, dtype=torch.bool)
+    none = torch.zeros(0, dtype=torch.long, device=image_a.device)
+    nothing = (none, none, none, torch.zeros(0, 2, device=image_a.device, dtype=image_a.dtype))
     if hb == 0 or wb == 0:
-        return vectors, valid
+        return nothing
     def pool(x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(x, BLOCK, stride=STEP)
 
@@ -98,7 +97,7 @@ def block_candidates(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torc
     flat = score.flatten()
     count = min(int((flat > 0).sum()), MAX_BLOCKS)
     if count == 0:
-        return vectors, valid
+        return nothing
     chosen = flat.topk(count).indices  # index into (n, 1, hb, wb)
     batch, cell = chosen // (hb * wb), chosen % (hb * wb)
     by, bx = cell // wb, cell % wb
@@ -120,52 +119,73 @@ def block_candidates(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torc
     best_cost = ssd.flatten(1).gather(1, best[:, None])[:, 0]
     dy = index[:, 0] - RADIUS + _subpixel(ssd, index, 0)
     dx = index[:, 1] - RADIUS + _subpixel(ssd, index, 1)
-    found = torch.stack((guess[:, 0] + dx, guess[:, 1] + dy), dim=1).to(vectors.dtype)
+    found = torch.stack((guess[:, 0] + dx, guess[:, 1] + dy), dim=1).to(image_a.dtype)
     accept = best_cost < GAIN * flow_mse[batch, 0, by, bx]
 
-    vectors[batch[accept], :, by[accept], bx[accept]] = found[accept]
-    valid[batch[accept], 0, by[accept], bx[accept]] = True
-    return _spread(vectors, valid)
+    return batch[accept], top[accept], left[accept], found[accept]
 
 
-def _spread(vectors: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Offer each valid block's vector to the neighbours within 2 steps that have none (the mean where several offer)."""
-    weight = valid.to(vectors.dtype)
-    total = F.avg_pool2d(vectors * weight, 5, stride=1, padding=2, count_include_pad=False)
-    count = F.avg_pool2d(weight, 5, stride=1, padding=2, count_include_pad=False)
-    spread = total / count.clamp(min=1e-9)
-    return torch.where(valid, vectors, spread), valid | (count > 0)
+def _sample(image: torch.Tensor, batch: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples (K, C, P, P) of ``image`` (N, C, H, W) at float (K, P, P) coordinates of items ``batch`` (K,)."""
+    h, w = image.shape[-2:]
+    x0, y0 = xs.floor(), ys.floor()
+    fx, fy = xs - x0, ys - y0
+    x0, y0 = x0.long(), y0.long()
+    b = batch[:, None, None]
+
+    def at(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
+        return image[b, :, yy.clamp(0, h - 1), xx.clamp(0, w - 1)]  # (K, P, P, C)
+
+    fx, fy = fx[..., None], fy[..., None]
+    top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
+    bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
+    return (top * (1 - fy) + bottom * fy).permute(0, 3, 1, 2)
 
 
-def _fuse(luma_a: torch.Tensor, luma_b: torch.Tensor, flow_ab: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-    """Per pixel, the block vector where one was found nearby and it explains the pixel clearly better."""
-    vectors, valid = block_candidates(luma_a, luma_b, flow_ab, residual)
-    if not bool(valid.any()):
+def _fuse(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """Per pixel, the best block vector found nearby where it explains the pixel clearly better than the flow.
+
+    Each found vector is tried on a patch of 2 BLOCK x 2 BLOCK px around its block; a pixel covered
+    by several patches keeps the vector with the smallest 3 x 3 error (a scatter-min), so a small
+    object's pixels take its vector and the background around it keeps its own.
+    """
+    batch, top, left, vectors = block_candidates(image_a, image_b, flow_ab, residual)
+    if batch.numel() == 0:
         return flow_ab
-    h, w = flow_ab.shape[-2:]
-    hb, wb = valid.shape[-2:]
-    # block (i, j) covers rows i*STEP .. i*STEP + BLOCK: its vector goes to the STEP x STEP cell at its centre
-    margin = (BLOCK - STEP) // 2
-    pad = (margin, w - wb * STEP - margin, margin, h - hb * STEP - margin)
-    candidate = F.pad(F.interpolate(vectors, scale_factor=STEP, mode="nearest"), pad, mode="replicate")
-    where = F.pad(F.interpolate(valid.float(), scale_factor=STEP, mode="nearest"), pad) > 0
-    error_flow = _window_mean(residual.abs())
-    error_candidate = _window_mean((luma_a - backward_warp(luma_b, candidate)).abs())
-    take = where & (error_candidate < FUSE_MARGIN * error_flow)
-    return torch.where(take, candidate, flow_ab)
+    n, _, h, w = image_a.shape
+    side = 2 * BLOCK + 2  # the patch plus a 1 px margin for the 3 x 3 window
+    offsets = torch.arange(side, device=image_a.device) - BLOCK // 2 - 1
+    ys = (top[:, None] + offsets)[:, :, None].expand(-1, side, side)  # (K, side, side)
+    xs = (left[:, None] + offsets)[:, None, :].expand(-1, side, side)
+    here = image_a[batch[:, None, None], :, ys.clamp(0, h - 1), xs.clamp(0, w - 1)].permute(0, 3, 1, 2)
+    there = _sample(image_b, batch, ys + vectors[:, 1, None, None], xs + vectors[:, 0, None, None])
+    error = F.avg_pool2d((here - there).abs().mean(1, keepdim=True), 3, stride=1)[:, 0]  # (K, side - 2, side - 2)
+    ys, xs = ys[:, 1:-1, 1:-1], xs[:, 1:-1, 1:-1]
+    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    index = (batch[:, None, None] * (h * w) + ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)).flatten()
+    error = torch.where(inside, error, torch.full_like(error, float("inf"))).flatten()
+    best = torch.full((n * h * w,), float("inf"), device=error.device, dtype=error.dtype)
+    best = best.scatter_reduce(0, index, error, reduce="amin")
+    winner = error <= best[index]
+    chosen = torch.zeros(n * h * w, 2, device=error.device, dtype=flow_ab.dtype)
+    per_pixel = vectors[:, None, :].expand(-1, error.numel() // vectors.shape[0], 2).reshape(-1, 2)
+    chosen[index[winner]] = per_pixel[winner]
+    chosen = chosen.view(n, h, w, 2).permute(0, 3, 1, 2)
+    take = best.view(n, 1, h, w) < FUSE_MARGIN * _window_mean(residual.abs().mean(1, keepdim=True))
+    return torch.where(take, chosen, flow_ab)
 
 
-def add_large_motion(luma0: torch.Tensor, luma1: torch.Tensor, flow_01: torch.Tensor,
+def add_large_motion(image0: torch.Tensor, image1: torch.Tensor, flow_01: torch.Tensor,
                      flow_10: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Both flows (N, 2, H, W) with block-search vectors fused in where they explain the pair better.
 
     A fused vector must be confirmed by the other direction (forward-backward error under
     CONFIRM px); a match that only one side supports is noise or an occlusion, and is dropped.
     """
-    residual_0 = luma0 - backward_warp(luma1, flow_01)
-    residual_1 = luma1 - backward_warp(luma0, flow_10)
-    fused_01 = _fuse(luma0, luma1, flow_01, residual_0)
-    fused_10 = _fuse(luma1, luma0, flow_10, residual_1)
+    residual_0 = image0 - backward_warp(image1, flow_01)
+    residual_1 = image1 - backward_warp(image0, flow_10)
+    fused_01 = _fuse(image0, image1, flow_01, residual_0)
+    fused_10 = _fuse(image1, image0, flow_10, residual_1)
     if fused_01 is flow_01 and fused_10 is flow_10:
         return flow_01, flow_10
     keep_01 = occlusion.consistency_error(fused_01, fused_10) < CONFIRM
