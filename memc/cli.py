@@ -23,7 +23,7 @@ logger = logging.getLogger("memc")
 
 # Twins of memc.estimate's names, kept here so `memc --help` does not import torch and OpenCV;
 # tests/test_cli_names.py pins them equal.
-FLOW_CHOICES = ("auto", "dis", "learned")
+FLOW_CHOICES = ("auto", "dis-bm", "dis", "learned")
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 
 
@@ -86,7 +86,8 @@ def common_model_options(func: Callable | None = None, *, flows: tuple[str, ...]
     options = [
         click.option("--flow", type=click.Choice(flows), multiple=multiple, default=("auto",) if multiple else "auto",
                      show_default=True,
-                     help="Flow estimator: learned when its weights load (auto), or OpenCV DIS"
+                     help="Flow estimator: auto = dis-bm (DIS plus block search for small fast objects), "
+                          "dis (OpenCV DIS alone) or learned (the shipped model)"
                           + ("; repeat to compare, 'blend' is the no-motion baseline." if multiple else ".")),
         click.option("--dis-preset", type=click.Choice(DIS_PRESETS), default="medium", show_default=True,
                      help="DIS speed/quality preset."),
@@ -259,17 +260,25 @@ def pair(ctx, image0, image1, times, output, overwrite, flow, dis_preset, flow_s
 
 
 @cli.command("eval")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False), metavar="DIR")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False), metavar="DIR", required=False)
 @common_model_options(flows=FLOW_CHOICES + ("blend",), multiple=True)
 @click.option("--clips", default=None, metavar="A,B", help="Only these clips (file stems).")
 @click.option("--max-pairs", type=click.IntRange(1), default=None, metavar="N", help="At most N input pairs per clip.")
 @click.option("--scale", type=click.FloatRange(0.05, 1.0), default=1.0, show_default=True, metavar="S",
               help="Downscale frames by S before interpolating and scoring (quick checks).")
+@click.option("--hard-motion", is_flag=True,
+              help="Score the synthetic hard-motion suite (small fast objects, crossing, rotating, thin) instead of DIR.")
+@click.option("--seeds", type=click.IntRange(1), default=4, show_default=True, metavar="N",
+              help="Scenes of each kind in the hard-motion suite.")
+@click.option("--textures", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
+              help="Background photos for the hard-motion suite (default: ../shared/data/textures if present).")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.pass_context
-def eval_(ctx, folder, flow, dis_preset, flow_scale, weights, device, clips, max_pairs, scale, as_json, quiet) -> None:
-    """Score interpolation on held-out frames of the clips in DIR (manifest protocol, else stride 2, t = 0.5)."""
+def eval_(ctx, folder, flow, dis_preset, flow_scale, weights, device, clips, max_pairs, scale, hard_motion, seeds,
+          textures, as_json, quiet) -> None:
+    """Score interpolation on held-out frames of the clips in DIR (manifest protocol, else stride 2, t = 0.5),
+    or on the synthetic hard-motion suite (--hard-motion): PSNR full frame and over the moving objects."""
     import json
 
     import torch
@@ -286,6 +295,16 @@ def eval_(ctx, folder, flow, dis_preset, flow_scale, weights, device, clips, max
         interpolator = make_interpolator(name, dis_preset, flow_scale, weights, resolved_device)
         label = interpolator.flow_name if name == "auto" else name
         predictors[label] = interpolator_predictor(interpolator)
+    if hard_motion:
+        from .hard_motion import default_textures, evaluate_hard_motion, table
+
+        photos = sorted(Path(textures).glob("*.jpg")) if textures else default_textures()
+        with torch.inference_mode():
+            results = evaluate_hard_motion(predictors, seeds=seeds, textures=photos, device=resolved_device)
+        click.echo(json.dumps(results, indent=2) if as_json else table(results))
+        return
+    if folder is None:
+        raise click.UsageError("give DIR (a folder of clips) or --hard-motion")
     progress = None if quiet else (lambda clip: click.echo(f"memc: eval {clip}", err=True))
     with torch.inference_mode():
         report = evaluate(folder, predictors, clips=clips.split(",") if clips else None, max_pairs=max_pairs,
@@ -306,7 +325,7 @@ def train_(ctx, config) -> None:
 @cli.command()
 @click.option("--size", "sizes", type=SizeType(), multiple=True, default=("640x360", "1280x720"), show_default=True,
               help="Frame size; repeat for several.")
-@click.option("--flow", "flows", type=click.Choice(("dis", "learned", "auto")), multiple=True, default=("dis",),
+@click.option("--flow", "flows", type=click.Choice(FLOW_CHOICES), multiple=True, default=("auto",),
               show_default=True, help="Estimator; repeat for several.")
 @click.option("--device", default="auto", show_default=True, metavar="DEV", help="auto, cpu, cuda or cuda:N.")
 @click.option("--full/--no-full", default=True, show_default=True, help="Also time a whole convert (decode + encode).")
