@@ -53,7 +53,7 @@ def consistency_error(flow_ab: torch.Tensor, flow_ba: torch.Tensor) -> torch.Ten
 
 def dominant_motion(flow: torch.Tensor) -> torch.Tensor:
     """The camera's motion as the per-item median vector (N, 2, 1, 1), from every 8th pixel each way."""
-    return flow[..., ::8, ::8].flatten(2).median(dim=2).values[..., None, None]
+    return flow.detach()[..., ::8, ::8].flatten(2).median(dim=2).values[..., None, None]
 
 
 def splat_importance(error: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
