@@ -9,18 +9,13 @@ import math
 import cv2
 import numpy as np
 
+from memc.hard_motion import procedural_texture
+
 
 def texture(height: int, width: int, seed: int = 0, blur: float = 1.5) -> np.ndarray:
     """Random RGB texture in [0, 1] (float32, H x W x 3) with detail at every scale, like a photo
     (amplitude ~ 1/frequency), and no detail finer than ``blur`` so sub-pixel sampling is exact."""
-    rng = np.random.default_rng(seed)
-    tex = np.zeros((height, width, 3), np.float32)
-    for sigma in (blur, 2 * blur, 4 * blur, 8 * blur, 16 * blur):
-        noise = cv2.GaussianBlur(rng.standard_normal((height, width, 3)).astype(np.float32), (0, 0), sigma)
-        tex += noise / noise.std() * math.sqrt(sigma)
-    tex -= tex.min(axis=(0, 1))
-    tex /= tex.max(axis=(0, 1))
-    return tex
+    return procedural_texture(height, width, np.random.default_rng(seed), blur)
 
 
 class Scene:
