@@ -42,7 +42,11 @@ FLOOR = 1e-3
 
 def magnitude(vector: torch.Tensor) -> torch.Tensor:
     """Length (N, 1, H, W) of a 2-channel field; ``hypot`` is ~50x faster than ``norm(dim=1)`` on a CPU."""
-    return torch.hypot(vector[:, 0:1], vector[:, 1:2])
+    x, y = vector[:, 0:1], vector[:, 1:2]
+    if vector.requires_grad:
+        # hypot's gradient at a zero vector is NaN (norm's is 0): training would turn the weights to NaN
+        return (x * x + y * y).clamp_min(1e-12).sqrt()
+    return torch.hypot(x, y)
 
 
 def consistency_error(flow_ab: torch.Tensor, flow_ba: torch.Tensor) -> torch.Tensor:
@@ -53,7 +57,7 @@ def consistency_error(flow_ab: torch.Tensor, flow_ba: torch.Tensor) -> torch.Ten
 
 def dominant_motion(flow: torch.Tensor) -> torch.Tensor:
     """The camera's motion as the per-item median vector (N, 2, 1, 1), from every 8th pixel each way."""
-    return flow.detach()[..., ::8, ::8].flatten(2).median(dim=2).values[..., None, None]
+    return flow[..., ::8, ::8].flatten(2).median(dim=2).values[..., None, None]
 
 
 def splat_importance(error: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
@@ -70,12 +74,11 @@ def arrival_error(flow_t: torch.Tensor, flow_sampled: torch.Tensor, travel: floa
     return magnitude(flow_t + travel * flow_sampled)
 
 
-def visibility(hole: torch.Tensor, error_at_t: torch.Tensor, arrival: torch.Tensor | None = None) -> torch.Tensor:
+def visibility(hole: torch.Tensor, error_at_t: torch.Tensor, arrival: torch.Tensor) -> torch.Tensor:
     """Soft visibility (N, 1, H, W) of a source frame at time t: projection hole, consistency and arrival errors."""
-    trust = 1.0 / (1.0 + (error_at_t / TOLERANCE) ** 2)
-    if arrival is not None:
-        # a pixel occluded in the other frame fails the consistency test yet is seen at t if it arrives
-        trust = (CONSISTENCY_FLOOR + (1 - CONSISTENCY_FLOOR) * trust) / (1.0 + (arrival / TOLERANCE) ** 2)
+    consistent = 1.0 / (1.0 + (error_at_t / TOLERANCE) ** 2)
+    # a pixel occluded in the other frame fails the consistency test yet is seen at t if it arrives
+    trust = (CONSISTENCY_FLOOR + (1 - CONSISTENCY_FLOOR) * consistent) / (1.0 + (arrival / TOLERANCE) ** 2)
     return ((1.0 - hole) * trust).clamp(min=FLOOR)
 
 

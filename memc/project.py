@@ -101,9 +101,8 @@ def project_flow(
         error_0 = occlusion.consistency_error(flow_01, flow_10)
     if error_1 is None:
         error_1 = occlusion.consistency_error(flow_10, flow_01)
-    # the foreground term of the importance is a ranking, not something to train through (detached)
-    flow_t0, cover_0 = forward_splat(-t * flow_01, t * flow_01, occlusion.splat_importance(error_0.float(), flow_01.detach()))
-    flow_t1, cover_1 = forward_splat(-(1 - t) * flow_10, (1 - t) * flow_10, occlusion.splat_importance(error_1.float(), flow_10.detach()))
+    flow_t0, cover_0 = forward_splat(-t * flow_01, t * flow_01, occlusion.splat_importance(error_0.float(), flow_01))
+    flow_t1, cover_1 = forward_splat(-(1 - t) * flow_10, (1 - t) * flow_10, occlusion.splat_importance(error_1.float(), flow_10))
     return Projection(
         flow_t0=fill_holes(flow_t0, cover_0),
         flow_t1=fill_holes(flow_t1, cover_1),

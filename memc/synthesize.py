@@ -3,7 +3,7 @@
     image_t = ((1 - t) V0 W0 + t V1 W1) / ((1 - t) V0 + t V1)
 
 with ``W0 = backward_warp(image0, flow_t0)``, ``W1 = backward_warp(image1, flow_t1)`` and the
-visibilities ``V0, V1`` from ``occlusion.visibility``. Where both frames look occluded the floor in
+visibilities ``V0, V1`` from ``occlusion.visibility`` (projection holes, consistency and arrival). Where both frames look occluded the floor in
 ``visibility`` turns this into the plain time-weighted blend of the two warps: a soft fallback,
 never a hole. Runs in float32.
 """
@@ -34,24 +34,22 @@ def synthesize(
     t: float,
     error_0: torch.Tensor,
     error_1: torch.Tensor,
-    flow_01: torch.Tensor | None = None,
-    flow_10: torch.Tensor | None = None,
+    flow_01: torch.Tensor,
+    flow_10: torch.Tensor,
 ) -> Synthesis:
-    """Frame at time t from the two frames, their projection to t, consistency errors and (optionally) flows.
+    """Frame at time t from the two frames, their projection to t, consistency errors and flows.
 
-    With the pair's flows, a sampled pixel that does not arrive at x at time t (an object that has
-    left) loses its visibility (``occlusion.arrival_error``).
+    The pair's flows tell whether a sampled pixel arrives at x at time t: one that does not (an
+    object that has left) loses its visibility (``occlusion.arrival_error``).
     """
     image0 = image0.float()
     image1 = image1.float()
-    # One warp per frame: the image, its consistency error (and its flow) travel together.
-    extra0 = [error_0.float()] + ([flow_01.float()] if flow_01 is not None else [])
-    extra1 = [error_1.float()] + ([flow_10.float()] if flow_10 is not None else [])
-    sample0 = backward_warp(torch.cat((image0, *extra0), 1), projection.flow_t0)
-    sample1 = backward_warp(torch.cat((image1, *extra1), 1), projection.flow_t1)
+    # One warp per frame: the image (3 channels), its consistency error (1) and its flow (2) travel together.
+    sample0 = backward_warp(torch.cat((image0, error_0.float(), flow_01.float()), 1), projection.flow_t0)
+    sample1 = backward_warp(torch.cat((image1, error_1.float(), flow_10.float()), 1), projection.flow_t1)
     warped0, warped1 = sample0[:, :3], sample1[:, :3]
-    arrival0 = occlusion.arrival_error(projection.flow_t0, sample0[:, 4:6], t) if flow_01 is not None else None
-    arrival1 = occlusion.arrival_error(projection.flow_t1, sample1[:, 4:6], 1 - t) if flow_10 is not None else None
+    arrival0 = occlusion.arrival_error(projection.flow_t0, sample0[:, 4:6], t)
+    arrival1 = occlusion.arrival_error(projection.flow_t1, sample1[:, 4:6], 1 - t)
     vis0 = occlusion.visibility(projection.hole_t0, sample0[:, 3:4], arrival0)
     vis1 = occlusion.visibility(projection.hole_t1, sample1[:, 3:4], arrival1)
     weight0 = (1 - t) * vis0

@@ -35,7 +35,7 @@ def block_oracle(candidates: list[torch.Tensor], target: torch.Tensor, block: in
 def candidates(half: Interpolator, image0, image1, flows, flows_half, target, t: float) -> dict[str, torch.Tensor]:
     """Every scored image at t; ``flows`` / ``flows_half`` are the pair's, estimated once for all t."""
     projection = project_flow(flows.flow_01, flows.flow_10, t, flows.error_0, flows.error_1)
-    s = synthesize(image0, image1, projection, t, flows.error_0, flows.error_1)
+    s = synthesize(image0, image1, projection, t, flows.error_0, flows.error_1, flows.flow_01, flows.flow_10)
     at_half = half.frame(image0, image1, flows_half, t)
     average = (1 - t) * s.warped0 + t * s.warped1
     return {

@@ -59,7 +59,7 @@ def forward(net: RefineNet, image0, image1, t, flow_01, flow_10) -> tuple[torch.
     error_0 = occlusion.consistency_error(flow_01, flow_10)
     error_1 = occlusion.consistency_error(flow_10, flow_01)
     projection = project_flow(flow_01, flow_10, t, error_0, error_1)
-    synthesis = synthesize(image0, image1, projection, t, error_0, error_1)
+    synthesis = synthesize(image0, image1, projection, t, error_0, error_1, flow_01, flow_10)
     return refine_frame(net, image0, image1, projection, synthesis, t), synthesis.image
 
 
