@@ -72,9 +72,10 @@ def _quantize(image: torch.Tensor) -> torch.Tensor:
     return (image.double().clamp(0, 1) * 255).round()
 
 
-def psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
-    """PSNR (dB) of two images in [0, 1] after 8-bit rounding."""
-    mse = float(((_quantize(prediction) - _quantize(target)) ** 2).mean())
+def psnr(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """PSNR (dB) of two images in [0, 1] after 8-bit rounding; over the pixels of ``mask`` (H, W) bool if given."""
+    squared = (_quantize(prediction) - _quantize(target)) ** 2
+    mse = float((squared if mask is None else squared[..., mask.to(squared.device)]).mean())
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 

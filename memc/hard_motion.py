@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .evaluate import Predictor, psnr
+from .tensors import to_tensor
 
 SCENES = ("small_disc", "small_sprites", "crossing", "rotating", "thin")
 SIZE = (240, 320)  # (H, W)
@@ -75,18 +76,16 @@ class HardMotionScene:
         self.name, self.background, self.bg_velocity, self.sprites = name, background, bg_velocity, sprites
         self.h, self.w = SIZE
 
-    def _sprite_layer(self, sprite: Sprite, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """The sprite's colour and coverage (alpha) at time t, both H x W (x 3)."""
-        cx, cy = sprite.start[0] + sprite.velocity[0] * t, sprite.start[1] + sprite.velocity[1] * t
+    @staticmethod
+    def _pose(sprite: Sprite, t: float) -> tuple[float, float, float, float]:
+        """Centre (x, y), cos and sin of the sprite's angle at time t."""
         angle = math.radians(sprite.angle + sprite.spin * t)
-        # affine map from sprite coordinates (texture centred at 0) to the frame
-        cos, sin = math.cos(angle), math.sin(angle)
-        th, tw = sprite.texture.shape[:2]
-        to_frame = np.float32([[cos, -sin, cx - cos * (tw - 1) / 2 + sin * (th - 1) / 2],
-                               [sin, cos, cy - sin * (tw - 1) / 2 - cos * (th - 1) / 2]])
-        colour = cv2.warpAffine(sprite.texture, to_frame, (self.w, self.h), flags=cv2.INTER_CUBIC,
-                                borderMode=cv2.BORDER_REFLECT)
-        # coverage: the shape rasterised at SUPERSAMPLE x and area-averaged
+        return (sprite.start[0] + sprite.velocity[0] * t, sprite.start[1] + sprite.velocity[1] * t,
+                math.cos(angle), math.sin(angle))
+
+    def _coverage(self, sprite: Sprite, t: float) -> np.ndarray:
+        """The sprite's anti-aliased coverage (alpha) at time t, H x W: rasterised at SUPERSAMPLE x and area-averaged."""
+        cx, cy, cos, sin = self._pose(sprite, t)
         s = SUPERSAMPLE
         ys, xs = np.mgrid[0:self.h * s, 0:self.w * s].astype(np.float32)
         x = (xs + 0.5) / s - 0.5 - cx
@@ -98,8 +97,18 @@ class HardMotionScene:
             inside = (np.abs(u) <= sprite.size / 2) & (np.abs(v) <= sprite.size / 2)
         else:  # bar: long along u
             inside = (np.abs(u) <= sprite.size / 2) & (np.abs(v) <= sprite.width / 2)
-        alpha = cv2.resize(inside.astype(np.float32), (self.w, self.h), interpolation=cv2.INTER_AREA)
-        return np.clip(colour, 0, 1), alpha
+        return cv2.resize(inside.astype(np.float32), (self.w, self.h), interpolation=cv2.INTER_AREA)
+
+    def _colour(self, sprite: Sprite, t: float) -> np.ndarray:
+        """The sprite's texture moved and turned to its pose at time t, H x W x 3."""
+        cx, cy, cos, sin = self._pose(sprite, t)
+        th, tw = sprite.texture.shape[:2]
+        # affine map from sprite coordinates (texture centred at 0) to the frame
+        to_frame = np.float32([[cos, -sin, cx - cos * (tw - 1) / 2 + sin * (th - 1) / 2],
+                               [sin, cos, cy - sin * (tw - 1) / 2 - cos * (th - 1) / 2]])
+        colour = cv2.warpAffine(sprite.texture, to_frame, (self.w, self.h), flags=cv2.INTER_CUBIC,
+                                borderMode=cv2.BORDER_REFLECT)
+        return np.clip(colour, 0, 1)
 
     def render(self, t: float) -> np.ndarray:
         """The frame at time t (frames one unit apart): float32 H x W x 3 in [0, 1]."""
@@ -108,8 +117,8 @@ class HardMotionScene:
         frame = cv2.warpAffine(self.background, shift, (self.w, self.h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_REFLECT)
         for sprite in self.sprites:
-            colour, alpha = self._sprite_layer(sprite, t)
-            frame = alpha[..., None] * colour + (1 - alpha[..., None]) * frame
+            alpha = self._coverage(sprite, t)[..., None]
+            frame = alpha * self._colour(sprite, t) + (1 - alpha) * frame
         return np.clip(frame, 0, 1)
 
     def frame_u8(self, t: float) -> np.ndarray:
@@ -120,7 +129,7 @@ class HardMotionScene:
         mask = np.zeros((self.h, self.w), bool)
         for sprite in self.sprites:
             for t in times:
-                mask |= self._sprite_layer(sprite, t)[1] > 0.05
+                mask |= self._coverage(sprite, t) > 0.05
         kernel = np.ones((2 * dilate + 1, 2 * dilate + 1), np.uint8)
         return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
 
@@ -188,18 +197,6 @@ def default_textures() -> list[Path]:
     return sorted(folder.glob("*.jpg")) if folder.is_dir() else []
 
 
-def _tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(image).permute(2, 0, 1)[None].to(device)
-
-
-def region_psnr(prediction: torch.Tensor, target: torch.Tensor, mask: np.ndarray) -> float:
-    """PSNR over the pixels of ``mask`` (H x W bool), 8-bit rounded as ``evaluate.psnr``."""
-    a = (prediction.double().clamp(0, 1) * 255).round()[0].permute(1, 2, 0).cpu().numpy()
-    b = (target.double().clamp(0, 1) * 255).round()[0].permute(1, 2, 0).cpu().numpy()
-    mse = float(((a - b) ** 2)[mask].mean())
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
 def evaluate_hard_motion(predictors: dict[str, Predictor], *, seeds: int = 4, times: tuple[float, ...] = (0.5,),
                          textures: list[Path] | None = None, device: torch.device | str = "cpu") -> dict:
     """{method: {scene: {"psnr": full-frame, "object_psnr": object region}}}, each the mean over seeds and t."""
@@ -209,14 +206,13 @@ def evaluate_hard_motion(predictors: dict[str, Predictor], *, seeds: int = 4, ti
         sums = {name: {"psnr": [], "object_psnr": []} for name in predictors}
         for seed in range(seeds):
             scene = make_scene(scene_name, seed, textures)
-            image0 = _tensor(scene.frame_u8(0).astype(np.float32) / 255, device)
-            image1 = _tensor(scene.frame_u8(1).astype(np.float32) / 255, device)
-            truths = {t: _tensor(scene.frame_u8(t).astype(np.float32) / 255, device) for t in times}
-            masks = {t: scene.object_mask((0.0, t, 1.0)) for t in times}
+            image0, image1 = to_tensor(scene.frame_u8(0), device), to_tensor(scene.frame_u8(1), device)
+            truths = {t: to_tensor(scene.frame_u8(t), device) for t in times}
+            masks = {t: torch.from_numpy(scene.object_mask((0.0, t, 1.0))) for t in times}
             for name, predict in predictors.items():
                 for t, prediction in zip(times, predict(image0, image1, list(times))):
                     sums[name]["psnr"].append(psnr(prediction, truths[t]))
-                    sums[name]["object_psnr"].append(region_psnr(prediction, truths[t], masks[t]))
+                    sums[name]["object_psnr"].append(psnr(prediction, truths[t], masks[t]))
         for name in predictors:
             out[name][scene_name] = {k: float(np.mean(v)) for k, v in sums[name].items()}
     return out

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from memc import matching, occlusion
-from memc.hard_motion import HardMotionScene, Sprite, make_scene, procedural_texture, region_psnr
+from memc.evaluate import psnr
+from memc.hard_motion import HardMotionScene, Sprite, make_scene, procedural_texture
 from memc.interpolate import Interpolator
 from memc.project import forward_splat
 
@@ -55,8 +56,8 @@ def test_small_fast_disc_is_drawn_at_its_true_middle_position(interpolators):
         scene = make_scene("small_disc", seed, textures=[])  # procedural background: no data needed
         truth = _tensor(scene.frame_u8(0.5) / 255.0)
         region = scene.object_mask((0.5,), dilate=2)  # where the disc is at t
-        ours = region_psnr(_middle(interpolators["dis-bm"], scene), truth, region)
-        theirs = region_psnr(_middle(interpolators["dis"], scene), truth, region)
+        ours = psnr(_middle(interpolators["dis-bm"], scene), truth, torch.from_numpy(region))
+        theirs = psnr(_middle(interpolators["dis"], scene), truth, torch.from_numpy(region))
         # measured: dis-bm 25.0 / 25.2 dB, dis 17.2 / 15.6 dB (the disc vanishes); 3 dB of margin
         assert ours > 22.0, (seed, ours, theirs)
         assert theirs < 20.0, (seed, ours, theirs)  # the scene does test what dis cannot do
@@ -79,10 +80,10 @@ def test_crossing_objects_are_drawn_once(interpolators):
     middle = _middle(interpolators["dis-bm"], scene)
     at_t = scene.object_mask((0.5,), dilate=0)
     # a double image puts half of each square elsewhere: its own region loses >10 dB (dis: 24.1)
-    assert region_psnr(middle, truth, at_t) > 30.0  # measured 33.9
+    assert psnr(middle, truth, torch.from_numpy(at_t)) > 30.0  # measured 33.9
     # and what it leaves behind (the squares' places at 0 and 1, background at t) shows no ghost copy
     vacated = scene.object_mask((0.0, 1.0), dilate=0) & ~scene.object_mask((0.5,), dilate=3)
-    assert region_psnr(middle, truth, vacated) > 21.5  # measured 23.9; a translucent ghost square gives ~17
+    assert psnr(middle, truth, torch.from_numpy(vacated)) > 21.5  # measured 23.9; a translucent ghost square gives ~17
 
 
 def test_the_object_moving_against_the_camera_wins_a_collision():
