@@ -16,12 +16,12 @@ objects still exist:
    its vector is offered to the pixels of and around the block;
 4. fusion per pixel: a pixel takes the best offered vector where its local (3x3) photometric error
    is clearly smaller than under the current flow. Background pixels keep their flow, the object's
-   pixels get the object's vector.
-
+   pixels get the object's vector;
 5. a fused vector stays only where the other direction confirms it (forward-backward check).
 
 Cost is bounded by MAX_BLOCKS, whatever the frame size. Images (N, C, H, W) in [0, 1], RGB: a ball
-often has the brightness of the grass it crosses, not its colour. Flow in pixels, channel 0 = x. Plain torch, no loops over pixels or blocks, any device.
+often has the brightness of the grass it crosses, not its colour. Flow in pixels, channel 0 = x.
+Plain torch, no loops over pixels or blocks, any device.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def block_candidates(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torc
     nothing = (none, none, none, torch.zeros(0, 2, device=image_a.device, dtype=image_a.dtype))
     if hb == 0 or wb == 0:
         return nothing
+
     def pool(x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(x, BLOCK, stride=STEP)
 
