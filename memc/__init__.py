@@ -38,9 +38,9 @@ def convert(
     device: str = "auto",
     overwrite: bool = False,
     scene_detect: bool = True,
-    interpolator: "Interpolator | None" = None,
+    interpolator: Interpolator | None = None,
     **encode: Any,
-) -> "Stats":
+) -> Stats:
     """Convert the video file ``src`` to ``fps`` (or ``factor`` times its rate) into ``dst``.
 
     ``encode`` takes EncodeOptions fields (codec, crf, preset, pix_fmt). Returns the run's Stats.

@@ -31,9 +31,10 @@ import fnmatch
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from .config import ConvertConfig
 from .errors import ExitStatus, InputError, MemcError
@@ -45,17 +46,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Containers that hold video; matched case-insensitively. Anything else is probed.
-VIDEO_EXTENSIONS = frozenset("""
+VIDEO_EXTENSIONS = frozenset(
+    """
     .mp4 .m4v .mov .qt .mkv .webm .avi .wmv .asf .flv .f4v .mpg .mpeg .m1v .m2v .mpv .vob .ts .m2ts .mts
     .mxf .ogv .3gp .3g2 .y4m .nut .dv .ivf .rm .rmvb .divx .h264 .264 .h265 .hevc .265
-""".split())
+""".split()
+)
 # Common files beside videos that are never worth opening (saves a probe per file).
-NOT_VIDEO_EXTENSIONS = frozenset("""
+NOT_VIDEO_EXTENSIONS = frozenset(
+    """
     .txt .md .json .xml .yaml .yml .csv .nfo .log .srt .ass .ssa .vtt .sub .idx .pdf .html .htm
     .jpg .jpeg .png .gif .bmp .tif .tiff .webp .heic .exr .dpx .psd .svg
     .wav .mp3 .aac .m4a .flac .ogg .opus .wma .ac3
     .zip .gz .tar .7z .rar .py .sh .exe .db .ini .torrent .part
-""".split())
+""".split()
+)
 # FFmpeg demuxers that can "read" a file without it being a video: stills (and text, decode's list).
 _STILL_DEMUXERS = {"image2"}
 
@@ -80,8 +85,10 @@ class Report:
         return ExitStatus.PARTIAL if self.failed else ExitStatus.OK
 
     def summary(self) -> str:
-        return (f"{len(self.converted)} converted, {len(self.skipped)} skipped, {len(self.failed)} failed "
-                f"in {self.seconds:.1f} s")
+        return (
+            f"{len(self.converted)} converted, {len(self.skipped)} skipped, {len(self.failed)} failed "
+            f"in {self.seconds:.1f} s"
+        )
 
 
 def is_video(path: Path) -> bool:
@@ -145,10 +152,13 @@ def discover(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, pat
         path = Path(item)
         if path.is_dir():
             if path.resolve() == out_resolved:
-                raise InputError(f"-o {out} is the input folder {path}: outputs would mix with the inputs; "
-                                 "choose another output folder")
-            jobs += [Job(src, out / src.relative_to(path)) for src in _walk(path, pattern, out_resolved)
-                     if is_video(src)]
+                raise InputError(
+                    f"-o {out} is the input folder {path}: outputs would mix with the inputs; "
+                    "choose another output folder"
+                )
+            jobs += [
+                Job(src, out / src.relative_to(path)) for src in _walk(path, pattern, out_resolved) if is_video(src)
+            ]
         elif path.is_file():
             jobs.append(Job(path, out / path.name))  # named explicitly: tried even if it is no video
         else:
@@ -159,8 +169,10 @@ def discover(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, pat
         if key in unique:
             if unique[key].src.resolve() == job.src.resolve():
                 continue  # the same file reached twice: convert it once
-            raise InputError(f"{unique[key].src} and {job.src} would both be written to {job.dst}; "
-                             "convert them in separate runs or rename one")
+            raise InputError(
+                f"{unique[key].src} and {job.src} would both be written to {job.dst}; "
+                "convert them in separate runs or rename one"
+            )
         unique[key] = job
     if not unique:
         where = ", ".join(os.fspath(i) for i in inputs)
@@ -231,8 +243,9 @@ def run_batch(
             ok = False
             try:
                 with progress_bar(quiet, str(job.src), position=1, on_frames=overall.add_frames) as factory:
-                    stats = convert(job.src, job.dst, config, interpolator, overwrite=overwrite,
-                                    progress_factory=factory)
+                    stats = convert(
+                        job.src, job.dst, config, interpolator, overwrite=overwrite, progress_factory=factory
+                    )
                 ok = True
             except Exception as error:  # noqa: BLE001 - one file's failure, whatever it is, must not stop the batch
                 report.failed.append((job.src, _reason(error)))

@@ -26,7 +26,9 @@ def _moving_texture(height: int, width: int, frames: int, seed: int = 0) -> list
     import cv2
 
     rng = np.random.default_rng(seed)
-    big = cv2.GaussianBlur(rng.random((height + 4 * frames + 8, width + 4 * frames + 8, 3)).astype(np.float32), (0, 0), 3)
+    big = cv2.GaussianBlur(
+        rng.random((height + 4 * frames + 8, width + 4 * frames + 8, 3)).astype(np.float32), (0, 0), 3
+    )
     big = (big - big.min()) / (big.max() - big.min())
     return [(big[k : k + height, 4 * k : 4 * k + width] * 255).astype(np.uint8) for k in range(frames)]
 
@@ -96,17 +98,25 @@ def run(sizes: list[tuple[int, int]], flows: list[str], device: str, full: bool,
             if full:
                 row["convert_fps"] = round(time_convert(interpolator, height, width), 2)
             rows.append(row)
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
+    meta = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+    }
     if as_json:
         print(json.dumps({"meta": meta, "rows": rows}, indent=2))
         return rows
     head = f"{'flow':8} {'device':6} {'size':>10} {'flow ms':>9} {'frame ms':>9} {'24->60 fps':>11}"
     print(head + (f" {'convert fps':>12}" if full else ""))
     for r in rows:
-        line = (f"{r['flow']:8} {r['device']:6} {r['size']:>10} {r['flow_ms']:>9.1f} {r['frame_ms']:>9.1f} "
-                f"{r['fps_24_to_60']:>11.2f}")
+        line = (
+            f"{r['flow']:8} {r['device']:6} {r['size']:>10} {r['flow_ms']:>9.1f} {r['frame_ms']:>9.1f} "
+            f"{r['fps_24_to_60']:>11.2f}"
+        )
         print(line + (f" {r['convert_fps']:>12.2f}" if full else ""))
-    print(f"# torch {meta['torch']}, {meta['threads']} threads, {meta['cpu']}. flow ms: both flows of a pair; "
-          "frame ms: projection + synthesis of one frame; 24->60 fps: output frames/s of the interpolation "
-          "(2.5 per pair); convert fps: a whole 24->60 convert with decode and libx264 encode")
+    print(
+        f"# torch {meta['torch']}, {meta['threads']} threads, {meta['cpu']}. flow ms: both flows of a pair; "
+        "frame ms: projection + synthesis of one frame; 24->60 fps: output frames/s of the interpolation "
+        "(2.5 per pair); convert fps: a whole 24->60 convert with decode and libx264 encode"
+    )
     return rows

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import click
 
@@ -73,10 +73,14 @@ def configure_logging(verbosity: int, quiet: bool) -> None:
 
 def verbosity_option(func: Callable) -> Callable:
     """-v/--verbose after the subcommand too (``memc convert in.mp4 --fps 60 -v``)."""
-    return click.option("-v", "--verbose", "verbose", count=True, help="More log detail on stderr (-vv for FFmpeg's too).")(func)
+    return click.option(
+        "-v", "--verbose", "verbose", count=True, help="More log detail on stderr (-vv for FFmpeg's too)."
+    )(func)
 
 
-def common_model_options(func: Callable | None = None, *, flows: tuple[str, ...] = FLOW_CHOICES, multiple: bool = False):
+def common_model_options(
+    func: Callable | None = None, *, flows: tuple[str, ...] = FLOW_CHOICES, multiple: bool = False
+):
     """Options that choose and place the model: shared by convert, pair and eval.
 
     ``eval`` takes ``--flow`` several times and also accepts ``blend`` (the no-motion baseline).
@@ -84,19 +88,38 @@ def common_model_options(func: Callable | None = None, *, flows: tuple[str, ...]
     if func is None:
         return lambda f: common_model_options(f, flows=flows, multiple=multiple)
     options = [
-        click.option("--flow", type=click.Choice(flows), multiple=multiple, default=("auto",) if multiple else "auto",
-                     show_default=True,
-                     help="Flow estimator: auto = dis-bm (DIS plus block search for small fast objects), "
-                          "dis (OpenCV DIS alone) or learned (the shipped model)"
-                          + ("; repeat to compare, 'blend' is the no-motion baseline." if multiple else ".")),
-        click.option("--dis-preset", type=click.Choice(DIS_PRESETS), default="medium", show_default=True,
-                     help="DIS speed/quality preset."),
-        click.option("--flow-scale", type=click.FloatRange(0.05, 1.0), default=None, metavar="S",
-                     help="Estimate flow at this fraction of the size (default: auto, long side <= 1280)."),
-        click.option("--weights", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-                     help="Weights of the learned estimator (default: $MEMC_WEIGHTS, then the shipped ones)."),
-        click.option("--device", default="auto", show_default=True, metavar="DEV",
-                     help="auto, cpu, cuda or cuda:N."),
+        click.option(
+            "--flow",
+            type=click.Choice(flows),
+            multiple=multiple,
+            default=("auto",) if multiple else "auto",
+            show_default=True,
+            help="Flow estimator: auto = dis-bm (DIS plus block search for small fast objects), "
+            "dis (OpenCV DIS alone) or learned (the shipped model)"
+            + ("; repeat to compare, 'blend' is the no-motion baseline." if multiple else "."),
+        ),
+        click.option(
+            "--dis-preset",
+            type=click.Choice(DIS_PRESETS),
+            default="medium",
+            show_default=True,
+            help="DIS speed/quality preset.",
+        ),
+        click.option(
+            "--flow-scale",
+            type=click.FloatRange(0.05, 1.0),
+            default=None,
+            metavar="S",
+            help="Estimate flow at this fraction of the size (default: auto, long side <= 1280).",
+        ),
+        click.option(
+            "--weights",
+            type=click.Path(dir_okay=False),
+            default=None,
+            metavar="FILE",
+            help="Weights of the learned estimator (default: $MEMC_WEIGHTS, then the shipped ones).",
+        ),
+        click.option("--device", default="auto", show_default=True, metavar="DEV", help="auto, cpu, cuda or cuda:N."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -134,32 +157,94 @@ def default_output(src: str, fps: Fraction | None, factor: Fraction | None) -> s
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--fps", type=FpsType(), default=None, help="Output rate: 60, 60000/1001, 59.94 (NTSC) ...")
 @click.option("--factor", type=FpsType(), default=None, metavar="X", help="Output rate as a multiple of the input's.")
-@click.option("-o", "--output", default=None, metavar="PATH",
-              help="Output file, '-' for stdout, or a folder for several inputs (default: <stem>.<fps>fps.<ext>).")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    metavar="PATH",
+    help="Output file, '-' for stdout, or a folder for several inputs (default: <stem>.<fps>fps.<ext>).",
+)
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @common_model_options
-@click.option("--scene-detect/--no-scene-detect", default=True, show_default=True,
-              help="Hold the nearest frame across scene cuts instead of blending.")
-@click.option("--scene-threshold", type=click.FloatRange(0.01, 1.0), default=0.4, show_default=True, metavar="X",
-              help="Histogram distance above which a pair is a cut.")
-@click.option("-c:v", "--codec", "codec", default="auto", show_default=True, metavar="CODEC",
-              help="Video encoder: auto (libx264, libx265 for >8-bit, NVENC on CUDA when present), libx264, libx265, h264_nvenc, ffv1 ...")
+@click.option(
+    "--scene-detect/--no-scene-detect",
+    default=True,
+    show_default=True,
+    help="Hold the nearest frame across scene cuts instead of blending.",
+)
+@click.option(
+    "--scene-threshold",
+    type=click.FloatRange(0.01, 1.0),
+    default=0.4,
+    show_default=True,
+    metavar="X",
+    help="Histogram distance above which a pair is a cut.",
+)
+@click.option(
+    "-c:v",
+    "--codec",
+    "codec",
+    default="auto",
+    show_default=True,
+    metavar="CODEC",
+    help="Video encoder: auto (libx264, libx265 for >8-bit, NVENC on CUDA when present), "
+    "libx264, libx265, h264_nvenc, ffv1 ...",
+)
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Quality (lower is better).")
 @click.option("--preset", default="medium", show_default=True, help="Encoder preset.")
-@click.option("--out-pix-fmt", default=None, metavar="FMT", help="Output pixel format (default: the source's depth, 4:2:0).")
-@click.option("-f", "--format", "out_format", default=None, metavar="FMT",
-              help="Output container (default: from the extension; yuv4mpegpipe for stdout): mp4, matroska, nut, rawvideo ...")
-@click.option("--in-format", default=None, metavar="FMT", help="Input format for pipes: yuv4mpegpipe (default for '-'), rawvideo, matroska ...")
+@click.option(
+    "--out-pix-fmt", default=None, metavar="FMT", help="Output pixel format (default: the source's depth, 4:2:0)."
+)
+@click.option(
+    "-f",
+    "--format",
+    "out_format",
+    default=None,
+    metavar="FMT",
+    help="Output container (default: from the extension; yuv4mpegpipe for stdout): mp4, matroska, nut, rawvideo ...",
+)
+@click.option(
+    "--in-format",
+    default=None,
+    metavar="FMT",
+    help="Input format for pipes: yuv4mpegpipe (default for '-'), rawvideo, matroska ...",
+)
 @click.option("--size", type=SizeType(), default=None, help="Frame size of rawvideo input.")
 @click.option("--pix-fmt", default=None, metavar="FMT", help="Pixel format of rawvideo input: rgb24, yuv420p ...")
 @click.option("--in-fps", type=FpsType(), default=None, help="Frame rate of rawvideo input.")
-@click.option("--glob", "pattern", default=None, metavar="PATTERN", help="With a folder input: which files (e.g. '*.mkv').")
+@click.option(
+    "--glob", "pattern", default=None, metavar="PATTERN", help="With a folder input: which files (e.g. '*.mkv')."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @verbosity_option
 @click.pass_context
-def convert(ctx: click.Context, inputs, fps, factor, output, overwrite, flow, dis_preset, flow_scale, weights, device,
-            scene_detect, scene_threshold, codec, crf, preset, out_pix_fmt, out_format, in_format, size, pix_fmt,
-            in_fps, pattern, quiet, verbose) -> None:
+def convert(
+    ctx: click.Context,
+    inputs,
+    fps,
+    factor,
+    output,
+    overwrite,
+    flow,
+    dis_preset,
+    flow_scale,
+    weights,
+    device,
+    scene_detect,
+    scene_threshold,
+    codec,
+    crf,
+    preset,
+    out_pix_fmt,
+    out_format,
+    in_format,
+    size,
+    pix_fmt,
+    in_fps,
+    pattern,
+    quiet,
+    verbose,
+) -> None:
     """Convert the frame rate of INPUT (a file, '-' for stdin, several files or a folder)."""
     from .config import ConvertConfig, EncodeOptions, InputOptions
 
@@ -174,8 +259,9 @@ def convert(ctx: click.Context, inputs, fps, factor, output, overwrite, flow, di
         factor=factor,
         scene_detect=scene_detect,
         scene_threshold=scene_threshold,
-        encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=out_pix_fmt,
-                             hwaccel=resolved_device.type == "cuda"),
+        encode=EncodeOptions(
+            codec=codec, crf=crf, preset=preset, pix_fmt=out_pix_fmt, hwaccel=resolved_device.type == "cuda"
+        ),
         output_format=out_format,
         input=InputOptions(format=in_format, raw_size=size, raw_pix_fmt=pix_fmt, raw_fps=in_fps),
     )
@@ -187,6 +273,7 @@ def convert(ctx: click.Context, inputs, fps, factor, output, overwrite, flow, di
 
         if output is None:
             raise click.UsageError("several inputs or a folder need -o OUTDIR")
+
         def load_model():  # once, when the first file needs it: not for a batch that is refused or all done
             return make_interpolator(flow, dis_preset, flow_scale, weights, resolved_device)
 
@@ -197,9 +284,12 @@ def convert(ctx: click.Context, inputs, fps, factor, output, overwrite, flow, di
     if dst == "-" and sys.stdout.isatty():
         raise InputError("refusing to write video to a terminal: give -o FILE or pipe the output")
     if src == "-" and sys.stdin.isatty():  # would wait forever for a stream nobody sends
-        raise InputError("no video on stdin: pipe a stream in, e.g. "
-                         "ffmpeg -i in.mkv -f yuv4mpegpipe - | memc convert - --fps 60 -o out.mp4")
-    from .pipeline import check_output, convert as run_convert
+        raise InputError(
+            "no video on stdin: pipe a stream in, e.g. "
+            "ffmpeg -i in.mkv -f yuv4mpegpipe - | memc convert - --fps 60 -o out.mp4"
+        )
+    from .pipeline import check_output
+    from .pipeline import convert as run_convert
 
     check_output(src, dst, overwrite)  # before loading any model
     interpolator = make_interpolator(flow, dis_preset, flow_scale, weights, resolved_device)
@@ -220,7 +310,9 @@ def _parse_times(text: str) -> list[float]:
     try:
         times = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a list of times like 0.5 or 0.25,0.5,0.75", param_hint="-t")
+        raise click.BadParameter(
+            f"{text!r} is not a list of times like 0.5 or 0.25,0.5,0.75", param_hint="-t"
+        ) from None
     if not times or any(not 0 <= x <= 1 for x in times):
         raise click.BadParameter(f"{text!r}: every t must be in [0, 1]", param_hint="-t")
     return times
@@ -229,9 +321,16 @@ def _parse_times(text: str) -> list[float]:
 @cli.command()
 @click.argument("image0", type=click.Path(exists=True, dir_okay=False))
 @click.argument("image1", type=click.Path(exists=True, dir_okay=False))
-@click.option("-t", "times", default="0.5", show_default=True, metavar="T[,T...]", help="Time(s) in [0, 1] between the images.")
-@click.option("-o", "--output", required=True, metavar="PATH",
-              help="Output image; with several t a pattern with {t} or {i} (e.g. mid_{i}.png).")
+@click.option(
+    "-t", "times", default="0.5", show_default=True, metavar="T[,T...]", help="Time(s) in [0, 1] between the images."
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    metavar="PATH",
+    help="Output image; with several t a pattern with {t} or {i} (e.g. mid_{i}.png).",
+)
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @common_model_options
 @verbosity_option
@@ -264,19 +363,54 @@ def pair(ctx, image0, image1, times, output, overwrite, flow, dis_preset, flow_s
 @common_model_options(flows=FLOW_CHOICES + ("blend",), multiple=True)
 @click.option("--clips", default=None, metavar="A,B", help="Only these clips (file stems).")
 @click.option("--max-pairs", type=click.IntRange(1), default=None, metavar="N", help="At most N input pairs per clip.")
-@click.option("--scale", type=click.FloatRange(0.05, 1.0), default=1.0, show_default=True, metavar="S",
-              help="Downscale frames by S before interpolating and scoring (quick checks).")
-@click.option("--hard-motion", is_flag=True,
-              help="Score the synthetic hard-motion suite (small fast objects, crossing, rotating, thin) instead of DIR.")
-@click.option("--seeds", type=click.IntRange(1), default=4, show_default=True, metavar="N",
-              help="Scenes of each kind in the hard-motion suite.")
-@click.option("--textures", type=click.Path(exists=True, file_okay=False), default=None, metavar="DIR",
-              help="Background photos for the hard-motion suite (default: ../shared/data/textures if present).")
+@click.option(
+    "--scale",
+    type=click.FloatRange(0.05, 1.0),
+    default=1.0,
+    show_default=True,
+    metavar="S",
+    help="Downscale frames by S before interpolating and scoring (quick checks).",
+)
+@click.option(
+    "--hard-motion",
+    is_flag=True,
+    help="Score the synthetic hard-motion suite (small fast objects, crossing, rotating, thin) instead of DIR.",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(1),
+    default=4,
+    show_default=True,
+    metavar="N",
+    help="Scenes of each kind in the hard-motion suite.",
+)
+@click.option(
+    "--textures",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Background photos for the hard-motion suite (default: ../shared/data/textures if present).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.pass_context
-def eval_(ctx, folder, flow, dis_preset, flow_scale, weights, device, clips, max_pairs, scale, hard_motion, seeds,
-          textures, as_json, quiet) -> None:
+def eval_(
+    ctx,
+    folder,
+    flow,
+    dis_preset,
+    flow_scale,
+    weights,
+    device,
+    clips,
+    max_pairs,
+    scale,
+    hard_motion,
+    seeds,
+    textures,
+    as_json,
+    quiet,
+) -> None:
     """Score interpolation on held-out frames of the clips in DIR (manifest protocol, else stride 2, t = 0.5),
     or on the synthetic hard-motion suite (--hard-motion): PSNR full frame and over the moving objects."""
     import json
@@ -307,8 +441,15 @@ def eval_(ctx, folder, flow, dis_preset, flow_scale, weights, device, clips, max
         raise click.UsageError("give DIR (a folder of clips) or --hard-motion")
     progress = None if quiet else (lambda clip: click.echo(f"memc: eval {clip}", err=True))
     with torch.inference_mode():
-        report = evaluate(folder, predictors, clips=clips.split(",") if clips else None, max_pairs=max_pairs,
-                          scale=scale, device=resolved_device, progress=progress)
+        report = evaluate(
+            folder,
+            predictors,
+            clips=clips.split(",") if clips else None,
+            max_pairs=max_pairs,
+            scale=scale,
+            device=resolved_device,
+            progress=progress,
+        )
     click.echo(json.dumps(report.summary(), indent=2) if as_json else report.table())
 
 
@@ -323,10 +464,24 @@ def train_(ctx, config) -> None:
 
 
 @cli.command()
-@click.option("--size", "sizes", type=SizeType(), multiple=True, default=("640x360", "1280x720"), show_default=True,
-              help="Frame size; repeat for several.")
-@click.option("--flow", "flows", type=click.Choice(FLOW_CHOICES), multiple=True, default=("auto",),
-              show_default=True, help="Estimator; repeat for several.")
+@click.option(
+    "--size",
+    "sizes",
+    type=SizeType(),
+    multiple=True,
+    default=("640x360", "1280x720"),
+    show_default=True,
+    help="Frame size; repeat for several.",
+)
+@click.option(
+    "--flow",
+    "flows",
+    type=click.Choice(FLOW_CHOICES),
+    multiple=True,
+    default=("auto",),
+    show_default=True,
+    help="Estimator; repeat for several.",
+)
 @click.option("--device", default="auto", show_default=True, metavar="DEV", help="auto, cpu, cuda or cuda:N.")
 @click.option("--full/--no-full", default=True, show_default=True, help="Also time a whole convert (decode + encode).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

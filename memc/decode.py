@@ -134,9 +134,7 @@ def _parse_hms(text: str) -> Fraction | None:
     if not m:
         return None
     h, mi, s, frac = m.groups()
-    return Fraction(int(h) * 3600 + int(mi) * 60 + int(s)) + (
-        Fraction(int(frac), 10 ** len(frac)) if frac else 0
-    )
+    return Fraction(int(h) * 3600 + int(mi) * 60 + int(s)) + (Fraction(int(frac), 10 ** len(frac)) if frac else 0)
 
 
 class PipeFile:
@@ -226,8 +224,9 @@ class VideoSource:
         """av.open options; rawvideo carries no header, so size, format and rate are required."""
         if format != "rawvideo":
             return {}
-        missing = [n for n, v in (("raw_size", raw_size), ("raw_pix_fmt", raw_pix_fmt),
-                                  ("raw_fps", raw_fps)) if v is None]
+        missing = [
+            n for n, v in (("raw_size", raw_size), ("raw_pix_fmt", raw_pix_fmt), ("raw_fps", raw_fps)) if v is None
+        ]
         if missing:
             raise InputError(f"rawvideo input needs {', '.join(missing)}")
         width, height = raw_size  # type: ignore[misc]
@@ -353,7 +352,8 @@ class VideoSource:
         self.truncated = True
         logger.warning(
             "input is truncated or corrupt after frame %d; converting what decoded %s",
-            self._decoded, reason,
+            self._decoded,
+            reason,
         )
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:

@@ -38,8 +38,16 @@ logger = logging.getLogger(__name__)
 
 # x264/x265 preset names -> NVENC p1 (fastest) .. p7 (best).
 _NVENC_PRESETS = {
-    "ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
-    "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7", "placebo": "p7",
+    "ultrafast": "p1",
+    "superfast": "p1",
+    "veryfast": "p2",
+    "faster": "p3",
+    "fast": "p3",
+    "medium": "p4",
+    "slow": "p5",
+    "slower": "p6",
+    "veryslow": "p7",
+    "placebo": "p7",
 }
 _X26X_PRESETS = tuple(_NVENC_PRESETS)
 # Encoders that take odd sizes with subsampled chroma (chroma size rounds up).
@@ -101,8 +109,7 @@ def _nvenc_usable(codec: str, width: int, height: int, pix_fmt: str) -> str | No
 
 
 def _available_video_encoders() -> str:
-    wanted = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libvpx-vp9", "libsvtav1",
-              "ffv1", "mpeg4", "rawvideo")
+    wanted = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libvpx-vp9", "libsvtav1", "ffv1", "mpeg4", "rawvideo")
     return ", ".join(c for c in wanted if c in av.codecs_available)
 
 
@@ -209,20 +216,22 @@ class VideoSink:
         self.codec, self.pix_fmt = codec, pix_fmt
 
         chroma = av.VideoFormat(pix_fmt)
-        needs_even = codec not in _ODD_SIZE_OK and (
-            chroma.chroma_width(3) != 3 or chroma.chroma_height(3) != 3)
+        needs_even = codec not in _ODD_SIZE_OK and (chroma.chroma_width(3) != 3 or chroma.chroma_height(3) != 3)
         self._pad = ((self.height % 2) if needs_even else 0, (self.width % 2) if needs_even else 0)
         self.coded_size = (self.width + self._pad[1], self.height + self._pad[0])
         if any(self._pad):
-            logger.debug("%s needs even sizes: padding %dx%d to %dx%d by edge replication",
-                         codec, self.width, self.height, *self.coded_size)
+            logger.debug(
+                "%s needs even sizes: padding %dx%d to %dx%d by edge replication",
+                codec,
+                self.width,
+                self.height,
+                *self.coded_size,
+            )
 
         try:
-            stream = container.add_stream(codec, rate=self.fps,
-                                          options=_codec_options(codec, options))
+            stream = container.add_stream(codec, rate=self.fps, options=_codec_options(codec, options))
         except (av.error.FFmpegError, ValueError) as e:
-            raise EncodeError(f"unknown video codec {codec!r}; available: "
-                              f"{_available_video_encoders()}") from e
+            raise EncodeError(f"unknown video codec {codec!r}; available: {_available_video_encoders()}") from e
         stream.width, stream.height = self.coded_size
         stream.pix_fmt = pix_fmt
         stream.time_base = 1 / self.fps
@@ -233,8 +242,13 @@ class VideoSink:
 
         self._yuv = is_yuv(pix_fmt)
         self._matrix = sws_matrix(source.colorspace if source else 2)
-        self._range = (RANGE_FULL if pix_fmt.startswith("yuvj") else
-                       yuv_range(source.color_range, source.pix_fmt) if source else RANGE_LIMITED)
+        self._range = (
+            RANGE_FULL
+            if pix_fmt.startswith("yuvj")
+            else yuv_range(source.color_range, source.pix_fmt)
+            if source
+            else RANGE_LIMITED
+        )
         if self._yuv:
             cc.color_range = self._range
             if source is not None:
@@ -251,10 +265,14 @@ class VideoSink:
             cc.open()  # now, so a codec that cannot run here fails before any frame is decoded
         except (av.error.FFmpegError, ValueError, OSError) as e:
             if codec.endswith("_nvenc"):
-                raise EncodeError(f"{codec} is not usable here (no NVIDIA encoder): {_one_line(e)}; "
-                                  f"available: {_available_video_encoders()}") from e
-            raise EncodeError(f"cannot open video codec {codec} ({pix_fmt}, "
-                              f"{self.coded_size[0]}x{self.coded_size[1]}): {_one_line(e)}") from e
+                raise EncodeError(
+                    f"{codec} is not usable here (no NVIDIA encoder): {_one_line(e)}; "
+                    f"available: {_available_video_encoders()}"
+                ) from e
+            raise EncodeError(
+                f"cannot open video codec {codec} ({pix_fmt}, "
+                f"{self.coded_size[0]}x{self.coded_size[1]}): {_one_line(e)}"
+            ) from e
         self._stream = stream
         self._last_dts: int | None = None
 
@@ -271,20 +289,16 @@ class VideoSink:
                 else:
                     logger.info("%s is not usable (%s); encoding with %s", nvenc, why, codec)
         if codec not in av.codecs_available:
-            raise EncodeError(f"unknown video codec {codec!r}; available: "
-                              f"{_available_video_encoders()}")
+            raise EncodeError(f"unknown video codec {codec!r}; available: {_available_video_encoders()}")
         try:
             encoder = av.Codec(codec, "w")
         except (av.error.FFmpegError, ValueError) as e:
-            raise EncodeError(f"{codec!r} is not a video encoder; available: "
-                              f"{_available_video_encoders()}") from e
+            raise EncodeError(f"{codec!r} is not a video encoder; available: {_available_video_encoders()}") from e
         if encoder.type != "video":
-            raise EncodeError(f"{codec!r} is not a video encoder; available: "
-                              f"{_available_video_encoders()}")
+            raise EncodeError(f"{codec!r} is not a video encoder; available: {_available_video_encoders()}")
         supported = self._container.supported_codecs
         if supported and codec not in supported:
-            raise EncodeError(f"the {fmt_name} container cannot hold {codec}; "
-                              "pick another codec or output extension")
+            raise EncodeError(f"the {fmt_name} container cannot hold {codec}; pick another codec or output extension")
         return codec
 
     @staticmethod
@@ -293,8 +307,7 @@ class VideoSink:
         formats = [f.name for f in (av.Codec(codec, "w").video_formats or [])]
         if requested is not None:
             if formats and requested not in formats:
-                raise EncodeError(f"{codec} cannot encode pix_fmt {requested!r}; "
-                                  f"it takes {', '.join(formats)}")
+                raise EncodeError(f"{codec} cannot encode pix_fmt {requested!r}; it takes {', '.join(formats)}")
             return requested
         wanted = ["yuv420p10le", "p010le"] if high_bit else ["yuv420p"]
         if source_fmt and is_yuv(source_fmt) and formats and source_fmt in formats:
@@ -326,8 +339,7 @@ class VideoSink:
             rgb = rgb.byteswap()
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=rgb_format)
         if self._yuv:
-            frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self._matrix,
-                                   dst_color_range=self._range)
+            frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self._matrix, dst_color_range=self._range)
         else:
             frame = frame.reformat(format=self.pix_fmt)
         frame.pts = index
@@ -351,8 +363,12 @@ class VideoSink:
         """
         for packet in packets:
             dts, pts = packet.dts, packet.pts
-            if pts is not None and (dts is None or dts > pts or pts - dts > _MAX_REORDER
-                                    or (self._last_dts is not None and dts <= self._last_dts)):
+            if pts is not None and (
+                dts is None
+                or dts > pts
+                or pts - dts > _MAX_REORDER
+                or (self._last_dts is not None and dts <= self._last_dts)
+            ):
                 fixed = pts if self._last_dts is None else min(pts, self._last_dts + 1)
                 logger.debug("%s gave dts %s for pts %s; using %s", self.codec, dts, pts, fixed)
                 packet.dts = fixed
@@ -430,16 +446,18 @@ class _SideStreams:
                 self._routes[s.index] = (output.add_stream_from_template(s), None)
             elif s.type == "audio":
                 target = _audio_fallback(fmt_name, output)
-                out = output.add_stream(target, rate=48000 if "opus" in target else s.rate,
-                                        options={"strict": "experimental"} if target == "vorbis" else None)
+                out = output.add_stream(
+                    target,
+                    rate=48000 if "opus" in target else s.rate,
+                    options={"strict": "experimental"} if target == "vorbis" else None,
+                )
                 layout = s.codec_context.layout
                 out.layout = layout if layout.nb_channels <= 2 else "stereo"
                 s.codec_context.thread_type = "AUTO"
                 self._routes[s.index] = (out, s.codec_context)
                 logger.info("%s cannot hold %s audio; re-encoding it to %s", fmt_name, name, target)
             else:
-                logger.warning("%s cannot hold %s subtitles; dropping subtitle stream %d",
-                               fmt_name, name, s.index)
+                logger.warning("%s cannot hold %s subtitles; dropping subtitle stream %d", fmt_name, name, s.index)
         self._copy_metadata()
         routed = [s for s in streams if s.index in self._routes]
         self._packets: Iterator[av.Packet] = iter(self._input.demux(*routed)) if routed else iter(())

@@ -43,8 +43,7 @@ FLOW_CHOICES = ("auto", *ESTIMATORS)
 class FlowEstimator(Protocol):
     name: str
 
-    def estimate(self, image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ...
+    def estimate(self, image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def _gray_u8(image: torch.Tensor) -> np.ndarray:
@@ -86,7 +85,9 @@ class DISEstimator:
         return flow_01, flow_10
 
 
-def build_estimator(name: str, device: torch.device, *, dis_preset: str = "medium", weights: str | None = None) -> FlowEstimator:
+def build_estimator(
+    name: str, device: torch.device, *, dis_preset: str = "medium", weights: str | None = None
+) -> FlowEstimator:
     """Make the estimator ``name`` (one of FLOW_CHOICES).
 
     ``auto`` is the learned model when the model registry marks it as the default (it beats the

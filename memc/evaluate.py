@@ -112,7 +112,11 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor, size: int = 11, sigma: 
 
 
 def score(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    return {"psnr": psnr(prediction, target), "ssim": ssim(prediction, target), "ie": interpolation_error(prediction, target)}
+    return {
+        "psnr": psnr(prediction, target),
+        "ssim": ssim(prediction, target),
+        "ie": interpolation_error(prediction, target),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- clips
@@ -145,7 +149,9 @@ def find_clips(folder: str | Path, names: Iterable[str] | None = None) -> list[C
     if wanted is not None:
         missing = sorted(set(wanted) - {p.stem for p in files})
         if missing:
-            raise InputError(f"--clips: {', '.join(missing)} not in {folder} (have: {', '.join(p.stem for p in files)})")
+            raise InputError(
+                f"--clips: {', '.join(missing)} not in {folder} (have: {', '.join(p.stem for p in files)})"
+            )
         files = [p for p in files if p.stem in wanted]
     if not files:
         raise InputError(f"eval: no video files ({', '.join(VIDEO_SUFFIXES)}) in {folder}")
@@ -175,8 +181,9 @@ def _frames(path: Path, scale: float, device: torch.device) -> Iterator[torch.Te
             yield image
 
 
-def pairs(clip: Clip, *, max_pairs: int | None = None, scale: float = 1.0,
-          device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[float, torch.Tensor]]]:
+def pairs(
+    clip: Clip, *, max_pairs: int | None = None, scale: float = 1.0, device: torch.device | str = "cpu"
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[float, torch.Tensor]]]:
     """The protocol's (image0, image1, {t: held-out frame}) in clip order; at most stride + 1 frames held."""
     window: list[torch.Tensor] = []  # frames i .. i + stride, never more
     count = 0
@@ -191,8 +198,14 @@ def pairs(clip: Clip, *, max_pairs: int | None = None, scale: float = 1.0,
             return
 
 
-def evaluate_clip(clip: Clip, predictors: dict[str, Predictor], *, max_pairs: int | None = None, scale: float = 1.0,
-                  device: torch.device | str = "cpu") -> dict[str, ClipScore]:
+def evaluate_clip(
+    clip: Clip,
+    predictors: dict[str, Predictor],
+    *,
+    max_pairs: int | None = None,
+    scale: float = 1.0,
+    device: torch.device | str = "cpu",
+) -> dict[str, ClipScore]:
     """Score every predictor on one clip; the clip is decoded once and shared by them."""
     results = {name: ClipScore(clip.name) for name in predictors}
     for image0, image1, targets in pairs(clip, max_pairs=max_pairs, scale=scale, device=device):
@@ -263,14 +276,22 @@ class Report:
                 lines.append(f"| {clip.name} | {first['frames']} | " + " | ".join(row) + " |")
                 if len(clip.times) > 1:
                     for t in clip.times:
-                        row = [fmt.format(summary["methods"][m]["clips"][clip.name]["per_t"][f"{t:g}"][metric]) for m in methods]
+                        row = [
+                            fmt.format(summary["methods"][m]["clips"][clip.name]["per_t"][f"{t:g}"][metric])
+                            for m in methods
+                        ]
                         lines.append(f"| &nbsp; t = {t:g} | | " + " | ".join(row) + " |")
             row = [fmt.format(summary["methods"][m]["mean"][metric]) for m in methods]
-            lines.append(f"| **mean over {len(self.clips)} clips** | {summary['methods'][methods[0]]['mean']['frames']} | "
-                         + " | ".join(row) + " |")
+            lines.append(
+                f"| **mean over {len(self.clips)} clips** | {summary['methods'][methods[0]]['mean']['frames']} | "
+                + " | ".join(row)
+                + " |"
+            )
             lines.append("")
-        lines.append("seconds per frame: " + ", ".join(
-            f"{m} {summary['methods'][m]['mean']['seconds_per_frame']:.3f}" for m in methods))
+        lines.append(
+            "seconds per frame: "
+            + ", ".join(f"{m} {summary['methods'][m]['mean']['seconds_per_frame']:.3f}" for m in methods)
+        )
         return "\n".join(lines)
 
 
@@ -279,9 +300,16 @@ def _mean(values: Iterable[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def evaluate(folder: str | Path, predictors: dict[str, Predictor], *, clips: Iterable[str] | None = None,
-             max_pairs: int | None = None, scale: float = 1.0, device: torch.device | str = "cpu",
-             progress: Callable[[str], None] | None = None) -> Report:
+def evaluate(
+    folder: str | Path,
+    predictors: dict[str, Predictor],
+    *,
+    clips: Iterable[str] | None = None,
+    max_pairs: int | None = None,
+    scale: float = 1.0,
+    device: torch.device | str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> Report:
     """Score ``predictors`` (name -> predictor) on every clip of ``folder``."""
     if not 0 < scale <= 1:
         raise InputError(f"--scale: {scale} must be in (0, 1]")

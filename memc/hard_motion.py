@@ -64,8 +64,11 @@ def _photo(textures: list[Path], rng: np.random.Generator, height: int, width: i
     if image is None:
         return None
     scale = max(height / image.shape[0], width / image.shape[1])
-    image = cv2.resize(image, (math.ceil(image.shape[1] * scale), math.ceil(image.shape[0] * scale)),
-                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    image = cv2.resize(
+        image,
+        (math.ceil(image.shape[1] * scale), math.ceil(image.shape[0] * scale)),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+    )
     return cv2.cvtColor(image[:height, :width], cv2.COLOR_BGR2RGB).astype(np.float32) / 255
 
 
@@ -80,14 +83,18 @@ class HardMotionScene:
     def _pose(sprite: Sprite, t: float) -> tuple[float, float, float, float]:
         """Centre (x, y), cos and sin of the sprite's angle at time t."""
         angle = math.radians(sprite.angle + sprite.spin * t)
-        return (sprite.start[0] + sprite.velocity[0] * t, sprite.start[1] + sprite.velocity[1] * t,
-                math.cos(angle), math.sin(angle))
+        return (
+            sprite.start[0] + sprite.velocity[0] * t,
+            sprite.start[1] + sprite.velocity[1] * t,
+            math.cos(angle),
+            math.sin(angle),
+        )
 
     def _coverage(self, sprite: Sprite, t: float) -> np.ndarray:
-        """The sprite's anti-aliased coverage (alpha) at time t, H x W: rasterised at SUPERSAMPLE x and area-averaged."""
+        """The sprite's anti-aliased coverage (alpha) at time t, H x W: SUPERSAMPLE x raster, area-averaged."""
         cx, cy, cos, sin = self._pose(sprite, t)
         s = SUPERSAMPLE
-        ys, xs = np.mgrid[0:self.h * s, 0:self.w * s].astype(np.float32)
+        ys, xs = np.mgrid[0 : self.h * s, 0 : self.w * s].astype(np.float32)
         x = (xs + 0.5) / s - 0.5 - cx
         y = (ys + 0.5) / s - 0.5 - cy
         u, v = cos * x + sin * y, -sin * x + cos * y  # frame -> sprite axes
@@ -104,18 +111,28 @@ class HardMotionScene:
         cx, cy, cos, sin = self._pose(sprite, t)
         th, tw = sprite.texture.shape[:2]
         # affine map from sprite coordinates (texture centred at 0) to the frame
-        to_frame = np.float32([[cos, -sin, cx - cos * (tw - 1) / 2 + sin * (th - 1) / 2],
-                               [sin, cos, cy - sin * (tw - 1) / 2 - cos * (th - 1) / 2]])
-        colour = cv2.warpAffine(sprite.texture, to_frame, (self.w, self.h), flags=cv2.INTER_CUBIC,
-                                borderMode=cv2.BORDER_REFLECT)
+        to_frame = np.float32(
+            [
+                [cos, -sin, cx - cos * (tw - 1) / 2 + sin * (th - 1) / 2],
+                [sin, cos, cy - sin * (tw - 1) / 2 - cos * (th - 1) / 2],
+            ]
+        )
+        colour = cv2.warpAffine(
+            sprite.texture, to_frame, (self.w, self.h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+        )
         return np.clip(colour, 0, 1)
 
     def render(self, t: float) -> np.ndarray:
         """The frame at time t (frames one unit apart): float32 H x W x 3 in [0, 1]."""
         dx, dy = self.bg_velocity[0] * t, self.bg_velocity[1] * t
         shift = np.float32([[1, 0, 40 + dx], [0, 1, 40 + dy]])  # frame pixel x shows background x + 40 + dx
-        frame = cv2.warpAffine(self.background, shift, (self.w, self.h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_REFLECT)
+        frame = cv2.warpAffine(
+            self.background,
+            shift,
+            (self.w, self.h),
+            flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REFLECT,
+        )
         for sprite in self.sprites:
             alpha = self._coverage(sprite, t)[..., None]
             frame = alpha * self._colour(sprite, t) + (1 - alpha) * frame
@@ -162,8 +179,18 @@ def make_scene(name: str, seed: int, textures: list[Path] | None = None) -> Hard
     sprites: list[Sprite] = []
     if name == "small_disc":
         dx, dy = _direction(rng)
-        sprites.append(Sprite("disc", 10, 0, (centre[0] - 12 * dx, centre[1] - 12 * dy), (24 * dx, 24 * dy), 0, 0,
-                              _sprite_texture(rng, 16, flat=True)))
+        sprites.append(
+            Sprite(
+                "disc",
+                10,
+                0,
+                (centre[0] - 12 * dx, centre[1] - 12 * dy),
+                (24 * dx, 24 * dy),
+                0,
+                0,
+                _sprite_texture(rng, 16, flat=True),
+            )
+        )
     elif name == "small_sprites":
         for k in range(3):
             size = float(rng.uniform(8, 14))
@@ -171,23 +198,56 @@ def make_scene(name: str, seed: int, textures: list[Path] | None = None) -> Hard
             dx, dy = _direction(rng)
             pos = (rng.uniform(60, w - 60) - speed * dx / 2, rng.uniform(50, h - 50) - speed * dy / 2)
             shape = ("disc", "square", "disc")[k]
-            sprites.append(Sprite(shape, size, 0, pos, (speed * dx, speed * dy), float(rng.uniform(0, 90)), 0,
-                                  _sprite_texture(rng, int(size * 2) + 4, flat=k != 1)))
+            sprites.append(
+                Sprite(
+                    shape,
+                    size,
+                    0,
+                    pos,
+                    (speed * dx, speed * dy),
+                    float(rng.uniform(0, 90)),
+                    0,
+                    _sprite_texture(rng, int(size * 2) + 4, flat=k != 1),
+                )
+            )
     elif name == "crossing":
         dx, dy = _direction(rng)
         for sign in (-1, 1):
             start = (centre[0] - sign * 18 * dx + sign * 12 * dy, centre[1] - sign * 18 * dy - sign * 12 * dx)
-            sprites.append(Sprite("square", 40, 0, start, (sign * 36 * dx, sign * 36 * dy), 0, 0,
-                                  _sprite_texture(rng, 64, flat=False)))
+            sprites.append(
+                Sprite(
+                    "square", 40, 0, start, (sign * 36 * dx, sign * 36 * dy), 0, 0, _sprite_texture(rng, 64, flat=False)
+                )
+            )
     elif name == "rotating":
         dx, dy = _direction(rng)
-        sprites.append(Sprite("square", 60, 0, (centre[0] - 5 * dx, centre[1] - 5 * dy), (10 * dx, 10 * dy),
-                              float(rng.uniform(0, 90)), float(rng.choice([-12, 12])), _sprite_texture(rng, 96, flat=False)))
+        sprites.append(
+            Sprite(
+                "square",
+                60,
+                0,
+                (centre[0] - 5 * dx, centre[1] - 5 * dy),
+                (10 * dx, 10 * dy),
+                float(rng.uniform(0, 90)),
+                float(rng.choice([-12, 12])),
+                _sprite_texture(rng, 96, flat=False),
+            )
+        )
     else:  # thin
         dx, dy = _direction(rng)
         angle = math.degrees(math.atan2(dy, dx)) + 90  # the bar's length is across its motion
-        sprites.append(Sprite("bar", 70, 3, (centre[0] - 7 * dx, centre[1] - 7 * dy), (14 * dx, 14 * dy), angle, 0,
-                              _sprite_texture(rng, 96, flat=True)))
+        sprites.append(
+            Sprite(
+                "bar",
+                70,
+                3,
+                (centre[0] - 7 * dx, centre[1] - 7 * dy),
+                (14 * dx, 14 * dy),
+                angle,
+                0,
+                _sprite_texture(rng, 96, flat=True),
+            )
+        )
     return HardMotionScene(name, background, bg_velocity, sprites)
 
 
@@ -197,8 +257,14 @@ def default_textures() -> list[Path]:
     return sorted(folder.glob("*.jpg")) if folder.is_dir() else []
 
 
-def evaluate_hard_motion(predictors: dict[str, Predictor], *, seeds: int = 4, times: tuple[float, ...] = (0.5,),
-                         textures: list[Path] | None = None, device: torch.device | str = "cpu") -> dict:
+def evaluate_hard_motion(
+    predictors: dict[str, Predictor],
+    *,
+    seeds: int = 4,
+    times: tuple[float, ...] = (0.5,),
+    textures: list[Path] | None = None,
+    device: torch.device | str = "cpu",
+) -> dict:
     """{method: {scene: {"psnr": full-frame, "object_psnr": object region}}}, each the mean over seeds and t."""
     device = torch.device(device)
     out: dict[str, dict[str, dict[str, float]]] = {name: {} for name in predictors}
@@ -221,12 +287,19 @@ def evaluate_hard_motion(predictors: dict[str, Predictor], *, seeds: int = 4, ti
 def table(results: dict) -> str:
     """Markdown table: one row per scene, full-frame / object-region PSNR per method."""
     methods = list(results)
-    lines = ["## Hard-motion suite: PSNR full frame / object region (dB)", "",
-             "| scene | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+    lines = [
+        "## Hard-motion suite: PSNR full frame / object region (dB)",
+        "",
+        "| scene | " + " | ".join(methods) + " |",
+        "|---|" + "---:|" * len(methods),
+    ]
     for scene in SCENES:
         cells = [f"{results[m][scene]['psnr']:.2f} / {results[m][scene]['object_psnr']:.2f}" for m in methods]
         lines.append(f"| {scene} | " + " | ".join(cells) + " |")
-    means = [f"{np.mean([results[m][s]['psnr'] for s in SCENES]):.2f} / "
-             f"{np.mean([results[m][s]['object_psnr'] for s in SCENES]):.2f}" for m in methods]
+    means = [
+        f"{np.mean([results[m][s]['psnr'] for s in SCENES]):.2f} / "
+        f"{np.mean([results[m][s]['object_psnr'] for s in SCENES]):.2f}"
+        for m in methods
+    ]
     lines.append("| **mean** | " + " | ".join(means) + " |")
     return "\n".join(lines)

@@ -5,8 +5,8 @@ estimate (flow_01, flow_10, consistency errors)  ->  for each t: project -> synt
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -56,7 +56,9 @@ class PairFlows:
     @property
     def failure(self) -> float:
         """Share of pixels whose flow fails the consistency test, worst direction: a cut signal."""
-        return float(torch.maximum(occlusion.failure_fraction(self.error_0), occlusion.failure_fraction(self.error_1)).max())
+        return float(
+            torch.maximum(occlusion.failure_fraction(self.error_0), occlusion.failure_fraction(self.error_1)).max()
+        )
 
 
 class Interpolator:
@@ -77,7 +79,11 @@ class Interpolator:
         fp16: bool | None = None,
     ) -> None:
         self.device = resolve_device(device)
-        self.estimator = flow if not isinstance(flow, str) else build_estimator(flow, self.device, dis_preset=dis_preset, weights=weights)
+        self.estimator = (
+            flow
+            if not isinstance(flow, str)
+            else build_estimator(flow, self.device, dis_preset=dis_preset, weights=weights)
+        )
         if flow_scale is not None and not 0 < flow_scale <= 1:
             raise InputError(f"--flow-scale: {flow_scale} must be in (0, 1]")
         self.flow_scale = flow_scale

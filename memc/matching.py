@@ -75,8 +75,9 @@ def _subpixel(cost: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tenso
     return torch.where(inside, offset.clamp(-0.5, 0.5), torch.zeros_like(offset))
 
 
-def block_candidates(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor,
-                     residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def block_candidates(
+    image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor, residual: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Vectors found by block search where ``flow_ab`` fails (``residual`` = image_a - image_b warped by it).
 
     Returns, per accepted block, its batch item, top and left (K,) and its vector (K, 2) in pixels.
@@ -127,7 +128,7 @@ def block_candidates(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torc
 
 
 def _sample(image: torch.Tensor, batch: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples (K, C, P, P) of ``image`` (N, C, H, W) at float (K, P, P) coordinates of items ``batch`` (K,)."""
+    """Bilinear samples (K, C, P, P) of ``image`` (N, C, H, W) at float (K, P, P) coordinates of items ``batch``."""
     h, w = image.shape[-2:]
     x0, y0 = xs.floor(), ys.floor()
     fx, fy = xs - x0, ys - y0
@@ -176,8 +177,9 @@ def _fuse(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor, r
     return torch.where(take, chosen, flow_ab)
 
 
-def add_large_motion(image0: torch.Tensor, image1: torch.Tensor, flow_01: torch.Tensor,
-                     flow_10: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def add_large_motion(
+    image0: torch.Tensor, image1: torch.Tensor, flow_01: torch.Tensor, flow_10: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Both flows (N, 2, H, W) with block-search vectors fused in where they explain the pair better.
 
     A fused vector must be confirmed by the other direction (forward-backward error under

@@ -19,10 +19,10 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -338,4 +338,3 @@ def convert(
                 tmp.unlink()
             raise
     return stats  # a truncated input was already reported by decode
-

@@ -7,8 +7,8 @@ pipes stay clean; stdout is never touched (it may carry video).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ProgressFactory = Callable[[int | None], Callable[[int], None]]
 
@@ -24,8 +24,9 @@ class progress_bar:
     ``position`` stacks it under a batch's overall bar; ``on_frames`` also hears every update.
     """
 
-    def __init__(self, quiet: bool, name: str, *, position: int = 0,
-                 on_frames: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, quiet: bool, name: str, *, position: int = 0, on_frames: Callable[[int], None] | None = None
+    ) -> None:
         self.enabled = bars_enabled(quiet)
         self.name = name
         self.position = position
@@ -36,8 +37,15 @@ class progress_bar:
         def factory(total: int | None) -> Callable[[int], None]:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="frame", desc=Path(self.name).name[:30], file=sys.stderr,
-                            dynamic_ncols=True, leave=False, position=self.position)
+            self.bar = tqdm(
+                total=total,
+                unit="frame",
+                desc=Path(self.name).name[:30],
+                file=sys.stderr,
+                dynamic_ncols=True,
+                leave=False,
+                position=self.position,
+            )
             if self.on_frames is None:
                 return self.bar.update
 
@@ -67,8 +75,9 @@ class BatchProgress:
         if self.enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total_files, unit="file", desc="memc", file=sys.stderr,
-                            dynamic_ncols=True, position=0)
+            self.bar = tqdm(
+                total=total_files, unit="file", desc="memc", file=sys.stderr, dynamic_ncols=True, position=0
+            )
 
     def file_done(self) -> None:
         if self.bar is not None:

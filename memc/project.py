@@ -34,7 +34,9 @@ class Projection:
     hole_t1: torch.Tensor  # (N, 1, H, W), 1 where no pixel of frame 1 lands
 
 
-def forward_splat(values: torch.Tensor, flow: torch.Tensor, importance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_splat(
+    values: torch.Tensor, flow: torch.Tensor, importance: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Splat ``values`` (N, C, H, W) to ``x + flow(x)``.
 
     Returns the importance-weighted mean of what landed on each target pixel (N, C, H, W) and the
@@ -73,9 +75,7 @@ def fill_holes(values: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
     levels = [(values * alpha, alpha)]
     while min(levels[-1][0].shape[-2:]) > 1 and bool((levels[-1][1] < 1e-3).any()):
         num, den = levels[-1]
-        levels.append(
-            (F.avg_pool2d(num, 2, ceil_mode=True), F.avg_pool2d(den, 2, ceil_mode=True))
-        )
+        levels.append((F.avg_pool2d(num, 2, ceil_mode=True), F.avg_pool2d(den, 2, ceil_mode=True)))
     num, den = levels[-1]
     filled = num / den.clamp(min=1e-6)
     for num, den in reversed(levels[:-1]):
@@ -102,7 +102,9 @@ def project_flow(
     if error_1 is None:
         error_1 = occlusion.consistency_error(flow_10, flow_01)
     flow_t0, cover_0 = forward_splat(-t * flow_01, t * flow_01, occlusion.splat_importance(error_0.float(), flow_01))
-    flow_t1, cover_1 = forward_splat(-(1 - t) * flow_10, (1 - t) * flow_10, occlusion.splat_importance(error_1.float(), flow_10))
+    flow_t1, cover_1 = forward_splat(
+        -(1 - t) * flow_10, (1 - t) * flow_10, occlusion.splat_importance(error_1.float(), flow_10)
+    )
     return Projection(
         flow_t0=fill_holes(flow_t0, cover_0),
         flow_t1=fill_holes(flow_t1, cover_1),

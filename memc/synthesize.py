@@ -3,9 +3,9 @@
     image_t = ((1 - t) V0 W0 + t V1 W1) / ((1 - t) V0 + t V1)
 
 with ``W0 = backward_warp(image0, flow_t0)``, ``W1 = backward_warp(image1, flow_t1)`` and the
-visibilities ``V0, V1`` from ``occlusion.visibility`` (projection holes, consistency and arrival). Where both frames look occluded the floor in
-``visibility`` turns this into the plain time-weighted blend of the two warps: a soft fallback,
-never a hole. Runs in float32.
+visibilities ``V0, V1`` from ``occlusion.visibility`` (projection holes, consistency and arrival).
+Where both frames look occluded the floor in ``visibility`` turns this into the plain time-weighted
+blend of the two warps: a soft fallback, never a hole. Runs in float32.
 """
 
 from __future__ import annotations

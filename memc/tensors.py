@@ -20,7 +20,9 @@ def _scale(dtype: np.dtype) -> float:
     raise ValueError(f"image dtype must be uint8 or uint16, got {dtype}")
 
 
-def to_tensor(image: np.ndarray, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def to_tensor(
+    image: np.ndarray, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """H x W x 3 uint8/uint16 RGB -> (1, 3, H, W) float in [0, 1]."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be H x W x 3, got shape {image.shape}")

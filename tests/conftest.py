@@ -1,1 +1,4 @@
-import sys, pathlib; sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))

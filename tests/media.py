@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
-from typing import Iterable
 
 import av
 import numpy as np
 
 
-def write_clip(path, frames: Iterable[np.ndarray], fps=24, *, codec="libx264", pix_fmt="yuv420p",
-               audio_seconds: float | None = None, sample_rate=48000, options=None) -> None:
+def write_clip(
+    path,
+    frames: Iterable[np.ndarray],
+    fps=24,
+    *,
+    codec="libx264",
+    pix_fmt="yuv420p",
+    audio_seconds: float | None = None,
+    sample_rate=48000,
+    options=None,
+) -> None:
     """Encode RGB frames (uint8, or uint16 for 10-bit pix_fmts); optionally a 440 Hz AAC track."""
     frames = list(frames)
     h, w = frames[0].shape[:2]
     with av.open(str(path), "w") as out:
-        video = out.add_stream(codec, rate=Fraction(fps), options=options or ({"preset": "ultrafast", "crf": "12"} if codec in ("libx264", "libx265") else {}))
+        video = out.add_stream(
+            codec,
+            rate=Fraction(fps),
+            options=options or ({"preset": "ultrafast", "crf": "12"} if codec in ("libx264", "libx265") else {}),
+        )
         video.width, video.height, video.pix_fmt = w, h, pix_fmt
         if codec == "libx265":
             video.options = {**video.options, "x265-params": "log-level=error"}
@@ -51,7 +64,8 @@ def probe(path) -> dict:
             "pix_fmt": video.codec_context.pix_fmt,
             "width": video.codec_context.width,
             "height": video.codec_context.height,
-            "video_duration": float(frames[-1].pts * video.time_base + Fraction(1) / video.average_rate) - float(frames[0].pts * video.time_base),
+            "video_duration": float(frames[-1].pts * video.time_base + Fraction(1) / video.average_rate)
+            - float(frames[0].pts * video.time_base),
         }
         audio = container.streams.audio[0] if container.streams.audio else None
         if audio is not None:

@@ -30,14 +30,24 @@ class Scene:
     def render(self, t: float) -> np.ndarray:
         """Frame at time t (frames are one unit apart), float32 H x W x 3 in [0, 1]."""
         shift = np.float32([[1, 0, 100 - self.bg_v[0] * t], [0, 1, 100 - self.bg_v[1] * t]])
-        img = cv2.warpAffine(self.bg, shift, (self.w, self.h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_REFLECT)
+        img = cv2.warpAffine(
+            self.bg,
+            shift,
+            (self.w, self.h),
+            flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REFLECT,
+        )
         # foreground square: top-left corner at (x0, y0) + v * t, sampled sub-pixel with coverage AA
         x0 = self.w * 0.5 - self.size / 2 + self.fg_v[0] * t - self.fg_v[0]
         y0 = self.h * 0.5 - self.size / 2 + self.fg_v[1] * t - self.fg_v[1]
         fg_shift = np.float32([[1, 0, 20 - x0], [0, 1, 20 - y0]])
-        fg = cv2.warpAffine(self.fg, fg_shift, (self.w, self.h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                            borderMode=cv2.BORDER_REFLECT)
+        fg = cv2.warpAffine(
+            self.fg,
+            fg_shift,
+            (self.w, self.h),
+            flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REFLECT,
+        )
         xs = np.arange(self.w, dtype=np.float32) + 0.5
         ys = np.arange(self.h, dtype=np.float32) + 0.5
         cover_x = np.clip(np.minimum(xs + 0.5 - x0, x0 + self.size - (xs - 0.5)), 0, 1)

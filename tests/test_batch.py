@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from media import probe, write_clip
+
 from memc.batch import discover, is_video, run_batch
 from memc.config import ConvertConfig, EncodeOptions
 from memc.errors import ExitStatus, InputError
@@ -58,8 +58,12 @@ def files_under(folder: Path) -> set[str]:
 
 def test_cli_batch_converts_the_good_names_the_broken(tree: Path, tmp_path: Path):
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "memc", "convert", str(tree), "--fps", "60", "-o", str(out), *FAST],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "memc", "convert", str(tree), "--fps", "60", "-o", str(out), *FAST],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == ExitStatus.PARTIAL, result.stderr
     assert result.stdout == ""
     assert f"memc: error: {tree / 'c' / 'broken.mp4'}: " in result.stderr
@@ -91,8 +95,10 @@ def test_overwrite_converts_again(tree: Path, tmp_path: Path, interpolator, caps
     out = tmp_path / "out"
     run_batch([tree / "three.mp4", tree / "a" / "one.mp4"], out, CONFIG, interpolator)
     capsys.readouterr()
-    assert run_batch([tree / "three.mp4", tree / "a" / "one.mp4"], out, CONFIG, interpolator,
-                     overwrite=True) == ExitStatus.OK
+    assert (
+        run_batch([tree / "three.mp4", tree / "a" / "one.mp4"], out, CONFIG, interpolator, overwrite=True)
+        == ExitStatus.OK
+    )
     assert "2 converted, 0 skipped, 0 failed" in capsys.readouterr().err
     assert files_under(out) == {"three.mp4", "one.mp4"}  # named files land by basename
 
@@ -183,7 +189,8 @@ def test_one_file_into_a_folder(tree: Path, tmp_path: Path):
 
     from memc.cli import cli
 
-    result = CliRunner().invoke(cli, ["convert", str(tree / "three.mp4"), "--fps", "60", "-o", f"{tmp_path / 'out'}/",
-                                      *FAST, "-q"])
+    result = CliRunner().invoke(
+        cli, ["convert", str(tree / "three.mp4"), "--fps", "60", "-o", f"{tmp_path / 'out'}/", *FAST, "-q"]
+    )
     assert result.exit_code == 0, (result.exception, result.stderr)
     assert files_under(tmp_path / "out") == {"three.mp4"}

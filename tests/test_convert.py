@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 import pytest
-
-from memc.cli import main
 from media import decode_rgb, probe, write_clip
 from synthetic import Scene, psnr
+
+from memc.cli import main
 
 FAST = ["--dis-preset", "ultrafast", "--preset", "ultrafast", "-q"]
 
@@ -135,7 +135,10 @@ def test_scene_cut_is_never_blended(tmp_path, capsys):
     # (up to one more RGB -> YUV -> RGB rounding)
     for k, nearest in ((13, 5), (14, 6)):
         assert psnr(frames[k], decoded[nearest]) > 40
-    code, err = run_cli(["convert", src, "--fps", "60", "-o", out, "-y", "--flow", "dis", "-c:v", "ffv1", "--no-scene-detect", "-q"], capsys)
+    code, err = run_cli(
+        ["convert", src, "--fps", "60", "-o", out, "-y", "--flow", "dis", "-c:v", "ffv1", "--no-scene-detect", "-q"],
+        capsys,
+    )
     frames = decode_rgb(out)
     assert psnr(frames[14], decoded[6]) < 30  # without detection it morphs across the cut
 
@@ -198,18 +201,34 @@ def test_pair_command(tmp_path, capsys):
     scene = Scene(height=120, width=160)
     for name, t in (("a.png", 0), ("b.png", 1)):
         cv2.imwrite(str(tmp_path / name), scene.frame_u8(t)[..., ::-1])
-    code, err = run_cli(["pair", tmp_path / "a.png", tmp_path / "b.png", "-t", "0.25,0.5", "-o", tmp_path / "mid_{t}.png", "--flow", "dis"], capsys)
+    code, err = run_cli(
+        [
+            "pair",
+            tmp_path / "a.png",
+            tmp_path / "b.png",
+            "-t",
+            "0.25,0.5",
+            "-o",
+            tmp_path / "mid_{t}.png",
+            "--flow",
+            "dis",
+        ],
+        capsys,
+    )
     assert code == 0, err
     mid = cv2.imread(str(tmp_path / "mid_0.5.png"))[..., ::-1]
     assert psnr(mid, scene.frame_u8(0.5), 12) > 33
     assert (tmp_path / "mid_0.25.png").exists()
-    code, err = run_cli(["pair", tmp_path / "a.png", tmp_path / "b.png", "-t", "0.5,0.7", "-o", tmp_path / "m.png"], capsys)
+    code, err = run_cli(
+        ["pair", tmp_path / "a.png", tmp_path / "b.png", "-t", "0.5,0.7", "-o", tmp_path / "m.png"], capsys
+    )
     assert code == 2 and "{t}" in err
 
 
 def test_vfr_input_gives_constant_rate_output(tmp_path, capsys):
-    import av
     from fractions import Fraction
+
+    import av
 
     scene = Scene(height=48, width=64, size=16)
     src = tmp_path / "vfr.mkv"

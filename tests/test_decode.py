@@ -24,14 +24,27 @@ def noise(seed: int, height: int = H, width: int = W) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def write_clip(path, frames, *, codec="libx264", pix_fmt="yuv420p", rate=24, pts=None,
-               time_base=None, options=None, tags=None, rotation=0, fmt=None):
+def write_clip(
+    path,
+    frames,
+    *,
+    codec="libx264",
+    pix_fmt="yuv420p",
+    rate=24,
+    pts=None,
+    time_base=None,
+    options=None,
+    tags=None,
+    rotation=0,
+    fmt=None,
+):
     """Encode RGB (uint8/uint16) or prebuilt VideoFrames; ``pts`` in ``time_base`` units."""
     with av.open(str(path) if not hasattr(path, "write") else path, "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=rate, options=options or {})
         first = frames[0]
-        stream.height, stream.width = (first.height, first.width) if isinstance(first, av.VideoFrame) \
-            else first.shape[:2]
+        stream.height, stream.width = (
+            (first.height, first.width) if isinstance(first, av.VideoFrame) else first.shape[:2]
+        )
         stream.pix_fmt = pix_fmt
         stream.time_base = stream.codec_context.time_base = time_base or 1 / Fraction(rate)
         for key, value in (tags or {}).items():
@@ -70,8 +83,7 @@ def test_cfr_clip_exact_pts_and_info(tmp_path):
 
 def test_start_offset_is_kept(tmp_path):
     # First frame at pts 12/24 s: the 1/12288 mp4 time base holds k/24 exactly.
-    path = write_clip(tmp_path / "late.mp4", [noise(k) for k in range(6)], pts=list(range(12, 18)),
-                      options=FAST_X264)
+    path = write_clip(tmp_path / "late.mp4", [noise(k) for k in range(6)], pts=list(range(12, 18)), options=FAST_X264)
     with VideoSource(path) as src:
         assert src.info.start == Fraction(1, 2)
         assert [f.pts for f in src.frames()] == [Fraction(1, 2) + Fraction(k, 24) for k in range(6)]
@@ -80,8 +92,9 @@ def test_start_offset_is_kept(tmp_path):
 def test_vfr_pts_come_out_exactly(tmp_path):
     # Matroska stores milliseconds; ffv1 is intra-only so packet order = presentation order.
     ms = [0, 40, 50, 120, 130, 200, 333]
-    path = write_clip(tmp_path / "vfr.mkv", [noise(k) for k in range(len(ms))], codec="ffv1",
-                      pts=ms, time_base=Fraction(1, 1000))
+    path = write_clip(
+        tmp_path / "vfr.mkv", [noise(k) for k in range(len(ms))], codec="ffv1", pts=ms, time_base=Fraction(1, 1000)
+    )
     with VideoSource(path) as src:
         assert src.info.time_base == Fraction(1, 1000)
         assert [f.pts for f in src.frames()] == [Fraction(t, 1000) for t in ms]
@@ -115,11 +128,14 @@ def _yuv_frame(rgb, matrix: str, full_range: bool, pix_fmt="yuv420p") -> av.Vide
 
 
 # FFmpeg enums: colorspace 1 = BT.709, 5 = BT.470BG (601); range 1 = limited, 2 = full.
-@pytest.mark.parametrize("matrix,colorspace,color_range", [
-    ("bt709", 1, 1),  # HD broadcast: the case a BT.601 default would get wrong by ~20 codes
-    ("bt709", 1, 2),
-    ("bt601", 5, 1),
-])
+@pytest.mark.parametrize(
+    "matrix,colorspace,color_range",
+    [
+        ("bt709", 1, 1),  # HD broadcast: the case a BT.601 default would get wrong by ~20 codes
+        ("bt709", 1, 2),
+        ("bt601", 5, 1),
+    ],
+)
 def test_colour_matrix_and_range_are_honoured(tmp_path, matrix, colorspace, color_range):
     rgb = np.zeros((H, W, 3), np.uint8)
     rgb[:] = (200, 40, 90)
@@ -211,8 +227,9 @@ def test_stdin_dash_defaults_to_y4m(monkeypatch):
 def test_rawvideo_rgb24_is_bit_exact():
     frames = [noise(k) for k in range(4)]
     raw = io.BytesIO(b"".join(f.tobytes() for f in frames))
-    with VideoSource(raw, format="rawvideo", raw_size=(W, H), raw_pix_fmt="rgb24",
-                     raw_fps=Fraction(30000, 1001)) as src:
+    with VideoSource(
+        raw, format="rawvideo", raw_size=(W, H), raw_pix_fmt="rgb24", raw_fps=Fraction(30000, 1001)
+    ) as src:
         decoded = list(src.frames())
         assert src.info.fps == Fraction(30000, 1001)
     assert [f.pts for f in decoded] == [Fraction(1001 * k, 30000) for k in range(4)]

@@ -35,11 +35,26 @@ def flat(rgb=(200, 40, 90), height: int = H, width: int = W, dtype=np.uint8) -> 
 
 def info(**changes) -> StreamInfo:
     """A plausible 8-bit BT.709 limited-range source description."""
-    base = StreamInfo(width=W, height=H, fps=Fraction(24), time_base=Fraction(1, 12288),
-                      start=Fraction(0), duration=Fraction(1), frame_count=24, bit_depth=8,
-                      pix_fmt="yuv420p", color_range=1, colorspace=1, color_primaries=1,
-                      color_trc=1, rotation=0, sample_aspect_ratio=None, codec_name="h264",
-                      format_name="mp4", has_audio=False)
+    base = StreamInfo(
+        width=W,
+        height=H,
+        fps=Fraction(24),
+        time_base=Fraction(1, 12288),
+        start=Fraction(0),
+        duration=Fraction(1),
+        frame_count=24,
+        bit_depth=8,
+        pix_fmt="yuv420p",
+        color_range=1,
+        colorspace=1,
+        color_primaries=1,
+        color_trc=1,
+        rotation=0,
+        sample_aspect_ratio=None,
+        codec_name="h264",
+        format_name="mp4",
+        has_audio=False,
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -109,8 +124,9 @@ def test_audio_is_copied_and_stays_in_sync(tmp_path, video_start):
     assert source.start == Fraction(video_start, 24)
     n_out = round((Fraction(3, 2) - source.start) * 48)  # same span of time, at 48 fps
     out_path = tmp_path / "out.mp4"
-    with VideoSink(out_path, fps=Fraction(48), width=W, height=H, source=source, options=FAST,
-                   copy_streams_from=src_path) as sink:
+    with VideoSink(
+        out_path, fps=Fraction(48), width=W, height=H, source=source, options=FAST, copy_streams_from=src_path
+    ) as sink:
         for k in range(n_out):
             sink.write(noise(k), k)
     video, audio, codec = stream_durations(out_path)
@@ -124,9 +140,15 @@ def test_audio_is_reencoded_when_container_cannot_hold_it(tmp_path):
     with VideoSource(src_path) as src:
         source = src.info
     out_path = tmp_path / "out.webm"  # webm holds only Opus/Vorbis audio
-    with VideoSink(out_path, fps=Fraction(24), width=W, height=H, source=source,
-                   options=EncodeOptions(preset="ultrafast", crf=40),
-                   copy_streams_from=src_path) as sink:
+    with VideoSink(
+        out_path,
+        fps=Fraction(24),
+        width=W,
+        height=H,
+        source=source,
+        options=EncodeOptions(preset="ultrafast", crf=40),
+        copy_streams_from=src_path,
+    ) as sink:
         for k in range(12):
             sink.write(noise(k), k)
     video, audio, codec = stream_durations(out_path)
@@ -138,8 +160,9 @@ def test_ten_bit_source_gives_ten_bit_output(tmp_path):
     level = round(700 / 1023 * 65535)  # a 10-bit grey on the 16-bit scale
     image = flat((level, level, level), dtype=np.uint16)
     path = tmp_path / "ten.mp4"
-    with VideoSink(path, fps=Fraction(24), width=W, height=H, options=FAST,
-                   source=info(bit_depth=10, pix_fmt="yuv420p10le")) as sink:
+    with VideoSink(
+        path, fps=Fraction(24), width=W, height=H, options=FAST, source=info(bit_depth=10, pix_fmt="yuv420p10le")
+    ) as sink:
         assert (sink.codec, sink.pix_fmt) == ("libx265", "yuv420p10le")
         for k in range(2):
             sink.write(image, k)
@@ -153,8 +176,12 @@ def test_ten_bit_source_gives_ten_bit_output(tmp_path):
 
 @pytest.mark.parametrize("colorspace,color_range", [(1, 1), (1, 2), (5, 1), (2, 0)])
 def test_colour_round_trip_keeps_tags_and_values(tmp_path, colorspace, color_range):
-    source = info(colorspace=colorspace, color_range=color_range,
-                  color_primaries=1 if colorspace == 1 else 2, color_trc=1 if colorspace == 1 else 2)
+    source = info(
+        colorspace=colorspace,
+        color_range=color_range,
+        color_primaries=1 if colorspace == 1 else 2,
+        color_trc=1 if colorspace == 1 else 2,
+    )
     path = tmp_path / "c.mp4"
     with VideoSink(path, fps=Fraction(24), width=W, height=H, source=source, options=FAST) as sink:
         sink.write(flat(), 0)
@@ -172,11 +199,13 @@ def test_odd_size_is_padded_by_edge_replication(tmp_path):
     width, height = 321, 239
     x, y = np.meshgrid(np.arange(width), np.arange(height))
     # Smooth ramps: 4:2:0 chroma barely changes them, so pixel positions can be checked.
-    image = np.stack([x * 255 // (width - 1), y * 255 // (height - 1), (x + y) * 255 // (width + height)],
-                     axis=-1).astype(np.uint8)
+    image = np.stack(
+        [x * 255 // (width - 1), y * 255 // (height - 1), (x + y) * 255 // (width + height)], axis=-1
+    ).astype(np.uint8)
     path = tmp_path / "odd.mp4"
-    with VideoSink(path, fps=Fraction(24), width=width, height=height,
-                   options=EncodeOptions(preset="ultrafast", crf=0)) as sink:
+    with VideoSink(
+        path, fps=Fraction(24), width=width, height=height, options=EncodeOptions(preset="ultrafast", crf=0)
+    ) as sink:
         assert sink.coded_size == (322, 240)
         sink.write(image, 0)
     with VideoSource(path) as src:
@@ -192,8 +221,7 @@ def test_odd_size_is_padded_by_edge_replication(tmp_path):
 
 def test_odd_size_is_kept_for_ffv1(tmp_path):
     path = tmp_path / "odd.mkv"
-    with VideoSink(path, fps=Fraction(24), width=65, height=47,
-                   options=EncodeOptions(codec="ffv1")) as sink:
+    with VideoSink(path, fps=Fraction(24), width=65, height=47, options=EncodeOptions(codec="ffv1")) as sink:
         assert sink.coded_size == (65, 47)
         sink.write(noise(0, 47, 65), 0)
     with VideoSource(path) as src:
@@ -203,8 +231,7 @@ def test_odd_size_is_kept_for_ffv1(tmp_path):
 def test_y4m_to_file_object():
     buf = io.BytesIO()
     frames = [noise(k) for k in range(3)]
-    with VideoSink(buf, fps=Fraction(60), width=W, height=H, format="yuv4mpegpipe",
-                   source=info()) as sink:
+    with VideoSink(buf, fps=Fraction(60), width=W, height=H, format="yuv4mpegpipe", source=info()) as sink:
         for k, image in enumerate(frames):
             sink.write(image, k)
     data = buf.getvalue()
@@ -218,8 +245,14 @@ def test_y4m_to_file_object():
 
 def test_ten_bit_y4m_keeps_depth():
     buf = io.BytesIO()
-    with VideoSink(buf, fps=Fraction(24), width=W, height=H, format="yuv4mpegpipe",
-                   source=info(bit_depth=10, pix_fmt="yuv420p10le")) as sink:
+    with VideoSink(
+        buf,
+        fps=Fraction(24),
+        width=W,
+        height=H,
+        format="yuv4mpegpipe",
+        source=info(bit_depth=10, pix_fmt="yuv420p10le"),
+    ) as sink:
         sink.write(flat((30000, 30000, 30000), dtype=np.uint16), 0)
     assert b" C420p10 " in buf.getvalue().split(b"\n", 1)[0] + b" "
 
@@ -254,17 +287,16 @@ def test_rotation_and_aspect_ratio_are_carried(tmp_path):
 
 def test_unknown_codec_names_it_and_lists_choices(tmp_path):
     with pytest.raises(EncodeError, match=r"'nope'.*available: .*libx264"):
-        VideoSink(tmp_path / "x.mp4", fps=Fraction(24), width=W, height=H,
-                  options=EncodeOptions(codec="nope"))
+        VideoSink(tmp_path / "x.mp4", fps=Fraction(24), width=W, height=H, options=EncodeOptions(codec="nope"))
     with pytest.raises(EncodeError, match="not a video encoder"):
-        VideoSink(tmp_path / "x.mp4", fps=Fraction(24), width=W, height=H,
-                  options=EncodeOptions(codec="aac"))
+        VideoSink(tmp_path / "x.mp4", fps=Fraction(24), width=W, height=H, options=EncodeOptions(codec="aac"))
 
 
 def test_nvenc_without_gpu_is_a_clear_error(tmp_path):
     try:
-        with VideoSink(tmp_path / "x.mp4", fps=Fraction(24), width=W, height=H,
-                       options=EncodeOptions(codec="h264_nvenc")):
+        with VideoSink(
+            tmp_path / "x.mp4", fps=Fraction(24), width=W, height=H, options=EncodeOptions(codec="h264_nvenc")
+        ):
             pass
     except EncodeError as e:
         assert "h264_nvenc is not usable here (no NVIDIA encoder)" in str(e)
@@ -273,8 +305,9 @@ def test_nvenc_without_gpu_is_a_clear_error(tmp_path):
 
 
 def test_hwaccel_auto_falls_back_to_software(tmp_path):
-    with VideoSink(tmp_path / "x.mp4", fps=Fraction(24), width=W, height=H,
-                   options=EncodeOptions(hwaccel=True, preset="ultrafast")) as sink:
+    with VideoSink(
+        tmp_path / "x.mp4", fps=Fraction(24), width=W, height=H, options=EncodeOptions(hwaccel=True, preset="ultrafast")
+    ) as sink:
         assert sink.codec in ("libx264", "h264_nvenc")
         sink.write(noise(0), 0)
 
@@ -310,8 +343,9 @@ def test_metadata_and_chapters_are_copied(tmp_path):
     src_path = tmp_path / "src.mkv"
     with av.open(str(src_path), "w") as out:
         out.metadata["title"] = "memc test"
-        out.set_chapters([{"id": 1, "start": 0, "end": 500, "time_base": Fraction(1, 1000),
-                           "metadata": {"title": "one"}}])
+        out.set_chapters(
+            [{"id": 1, "start": 0, "end": 500, "time_base": Fraction(1, 1000), "metadata": {"title": "one"}}]
+        )
         stream = out.add_stream("ffv1", rate=24)
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
         frame = av.VideoFrame.from_ndarray(noise(0)).reformat(format="yuv420p")
@@ -319,8 +353,7 @@ def test_metadata_and_chapters_are_copied(tmp_path):
         out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     out_path = tmp_path / "out.mkv"
-    with VideoSink(out_path, fps=Fraction(24), width=W, height=H, options=FAST,
-                   copy_streams_from=src_path) as sink:
+    with VideoSink(out_path, fps=Fraction(24), width=W, height=H, options=FAST, copy_streams_from=src_path) as sink:
         sink.write(noise(0), 0)
     with av.open(str(out_path)) as result:
         assert result.metadata["title"] == "memc test"

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-
 from media import write_clip
+from synthetic import Scene
+
 from memc.cli import cli
 from memc.evaluate import blend, evaluate, find_clips, interpolation_error, interpolator_predictor, psnr, ssim
 from memc.interpolate import Interpolator
-from synthetic import Scene
 
 SHARED_DEV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dev"
 
@@ -70,8 +70,11 @@ def test_manifest_protocol_multi_t(tmp_path):
 
 
 def test_cli_json(clip_dir):
-    result = CliRunner().invoke(cli, ["eval", str(clip_dir), "--flow", "dis", "--flow", "blend", "--json", "-q",
-                                      "--max-pairs", "2"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["eval", str(clip_dir), "--flow", "dis", "--flow", "blend", "--json", "-q", "--max-pairs", "2"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert set(summary["methods"]) == {"dis", "blend"}

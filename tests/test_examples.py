@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from media import probe, write_clip
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -39,8 +38,13 @@ def env(tmp_path: Path) -> dict[str, str]:
 def test_batch_sh(tmp_path: Path, env):
     clip(tmp_path / "in" / "x" / "a.mp4")
     clip(tmp_path / "in" / "b.mkv")
-    result = subprocess.run(["bash", str(EXAMPLES / "batch.sh"), str(tmp_path / "in"), str(tmp_path / "out"), *FAST],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["bash", str(EXAMPLES / "batch.sh"), str(tmp_path / "in"), str(tmp_path / "out"), *FAST],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "2 converted, 0 skipped, 0 failed" in result.stderr
     assert probe(tmp_path / "out" / "x" / "a.mp4")["rate"] == 60
@@ -50,8 +54,13 @@ def test_batch_sh(tmp_path: Path, env):
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command line tool")
 def test_pipe_sh(tmp_path: Path, env):
     source = clip(tmp_path / "in.mp4", n=12)
-    result = subprocess.run(["bash", str(EXAMPLES / "pipe.sh"), str(source), str(tmp_path / "out.mp4"), *FAST],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["bash", str(EXAMPLES / "pipe.sh"), str(source), str(tmp_path / "out.mp4"), *FAST],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     info = probe(tmp_path / "out.mp4")
     assert info["rate"] == 60 and abs(info["frames"] - 30) <= 1
@@ -59,8 +68,13 @@ def test_pipe_sh(tmp_path: Path, env):
 
 def test_api_py(tmp_path: Path, env):
     source = clip(tmp_path / "in.mp4")
-    result = subprocess.run([sys.executable, str(EXAMPLES / "api.py"), str(source), str(tmp_path / "out.mp4")],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "api.py"), str(source), str(tmp_path / "out.mp4")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert "middle frame: 64x48" in result.stderr

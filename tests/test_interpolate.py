@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from synthetic import Scene, psnr
 
 from memc.errors import InputError
 from memc.interpolate import Interpolator, resolve_device
-from synthetic import Scene, psnr
 
 # A background moving one way and a textured square moving the other: translation plus
 # occlusion and disocclusion at the square's edges.

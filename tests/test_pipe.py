@@ -70,7 +70,7 @@ def parse_y4m(data: bytes) -> tuple[dict[str, str], list[bytes]]:
     while pos < len(data):
         line_end = data.index(b"\n", pos)
         assert data[pos:line_end].startswith(b"FRAME"), f"expected FRAME at byte {pos}"
-        frames.append(data[line_end + 1:line_end + 1 + size])
+        frames.append(data[line_end + 1 : line_end + 1 + size])
         assert len(frames[-1]) == size, "truncated frame"
         pos = line_end + 1 + size
     return header, frames
@@ -120,8 +120,23 @@ def test_rawvideo_in_and_out(pix_fmt, bytes_per_frame):
     frames = [av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format=pix_fmt) for f in rgb_frames(24)]
     raw = b"".join(f.to_ndarray().tobytes() for f in frames)  # 1 s at 24 fps -> 60 frames at 60 fps
     assert len(raw) == 24 * bytes_per_frame
-    stdout, _ = invoke(["--in-format", "rawvideo", "--size", f"{W}x{H}", "--pix-fmt", pix_fmt, "--in-fps", "24",
-                        "-f", "rawvideo", "-o", "-"], raw)
+    stdout, _ = invoke(
+        [
+            "--in-format",
+            "rawvideo",
+            "--size",
+            f"{W}x{H}",
+            "--pix-fmt",
+            pix_fmt,
+            "--in-fps",
+            "24",
+            "-f",
+            "rawvideo",
+            "-o",
+            "-",
+        ],
+        raw,
+    )
     assert len(stdout) == 60 * W * H * 3  # rawvideo out is rgb24: exactly 60 frames, nothing else
     first = np.frombuffer(stdout[: W * H * 3], np.uint8).reshape(H, W, 3).astype(int)
     # t = 0 is the source frame: bit-exact from rgb24; from yuv420p, within the rounding of the
@@ -156,12 +171,13 @@ def test_reader_closing_early_ends_quietly(tmp_path):
 def test_frames_flow_before_input_ends():
     """Low latency: output appears while stdin is still open, so nothing waits for the end."""
     source = make_y4m(6)
-    process = subprocess.Popen(MEMC + ["-q", "-o", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        MEMC + ["-q", "-o", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     try:
         header_end = source.index(b"FRAME")
         third = source.index(b"FRAME", source.index(b"FRAME", header_end + 1) + 1)
-        process.stdin.write(source[:source.index(b"FRAME", third + 1)])  # header + 3 frames, stdin left open
+        process.stdin.write(source[: source.index(b"FRAME", third + 1)])  # header + 3 frames, stdin left open
         process.stdin.flush()
         received, deadline = b"", time.monotonic() + 90  # start-up (torch import) dominates on a busy machine
         while received.count(b"FRAME") < 3 and time.monotonic() < deadline:

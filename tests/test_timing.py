@@ -58,7 +58,10 @@ def test_retime_rate_pairs(fps_in, fps_out, seconds):
     for o in out:
         assert o.pts == Fr(1, 3) + Fr(o.index) / fps_out  # exact, no float drift
         assert 0 <= o.t < 1
-        assert pts[o.source] + o.t * (pts[o.source + 1] - pts[o.source] if o.source + 1 < n_in else 0) == o.pts or o.source == n_in - 1
+        assert (
+            pts[o.source] + o.t * (pts[o.source + 1] - pts[o.source] if o.source + 1 < n_in else 0) == o.pts
+            or o.source == n_in - 1
+        )
     assert out[0].pts == pts[0] and out[0].t == 0  # first pts preserved, first frame copied
     assert all(a.pts < b.pts for a, b in zip(out, out[1:]))
 

@@ -7,12 +7,12 @@ import math
 
 import numpy as np
 import torch
+from synthetic import Scene
 
 from memc.models import load_model
 from memc.train.data import Batches
 from memc.train.loop import psnr_loss, train
 from memc.warp import backward_warp
-from synthetic import Scene
 
 CROP, SIZE = 96, 48
 
@@ -60,9 +60,21 @@ def test_train_steps_save_and_resume(tmp_path):
 
 def _train_twice(tmp_path):
     _cache(tmp_path)
-    config = {"name": "tiny", "data": str(tmp_path / "no_data"), "cache_dir": str(tmp_path), "runs_dir": str(tmp_path / "runs"),
-              "samples": 3, "crop": CROP, "size": SIZE, "batch": 2, "steps": 2, "lr": 1e-3, "psnr_weight": 0.5,
-              "eval_every": 1000, "model": {"flow_width": 8, "synthesis_widths": [4, 8, 8, 8]}}
+    config = {
+        "name": "tiny",
+        "data": str(tmp_path / "no_data"),
+        "cache_dir": str(tmp_path),
+        "runs_dir": str(tmp_path / "runs"),
+        "samples": 3,
+        "crop": CROP,
+        "size": SIZE,
+        "batch": 2,
+        "steps": 2,
+        "lr": 1e-3,
+        "psnr_weight": 0.5,
+        "eval_every": 1000,
+        "model": {"flow_width": 8, "synthesis_widths": [4, 8, 8, 8]},
+    }
     weights = train(config)
     run = tmp_path / "runs" / "tiny"
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]

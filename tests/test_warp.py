@@ -115,7 +115,9 @@ def test_synthesis_with_true_flows_reproduces_translation():
 
     def frame(shift_x, shift_y):
         x, y = xs - shift_x, ys - shift_y
-        return torch.stack([torch.sin(x / 3) * 0.4 + 0.5, torch.cos(y / 4) * 0.4 + 0.5, torch.sin((x + y) / 5) * 0.4 + 0.5]).unsqueeze(0)
+        return torch.stack(
+            [torch.sin(x / 3) * 0.4 + 0.5, torch.cos(y / 4) * 0.4 + 0.5, torch.sin((x + y) / 5) * 0.4 + 0.5]
+        ).unsqueeze(0)
 
     image0, image1, truth = frame(0, 0), frame(4, 2), frame(2, 1)
     flow_01 = constant_flow(4.0, 2.0, 40, 48)

@@ -22,8 +22,9 @@ from memc.synthesize import synthesize
 
 def block_oracle(candidates: list[torch.Tensor], target: torch.Tensor, block: int) -> torch.Tensor:
     """Per block of ``block`` x ``block`` pixels, the candidate with the least squared error."""
-    errors = torch.stack([F.avg_pool2d(((c - target) ** 2).mean(1, keepdim=True), block, ceil_mode=True)
-                          for c in candidates])
+    errors = torch.stack(
+        [F.avg_pool2d(((c - target) ** 2).mean(1, keepdim=True), block, ceil_mode=True) for c in candidates]
+    )
     h, w = target.shape[-2:]
     best = F.interpolate(errors.argmin(0).float(), scale_factor=block, mode="nearest")[..., :h, :w].long()
     out = torch.zeros_like(target)
@@ -39,7 +40,9 @@ def candidates(half: Interpolator, image0, image1, flows, flows_half, target, t:
     at_half = half.frame(image0, image1, flows_half, t)
     average = (1 - t) * s.warped0 + t * s.warped1
     return {
-        "dis": s.image, "dis_half": at_half, "avgwarp": average,
+        "dis": s.image,
+        "dis_half": at_half,
+        "avgwarp": average,
         "or_px_w0w1": block_oracle([s.warped0, s.warped1], target, 1),
         "or_8_w0w1s": block_oracle([s.warped0, s.warped1, s.image, average], target, 8),
         "or_16_dis_half": block_oracle([s.image, at_half], target, 16),

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -68,7 +68,9 @@ def find_weights(weights: str | os.PathLike | None = None, name: str = "learned"
         # an explicit choice that does not exist is an error, not a silent fallback to the shipped file
         source, path = candidates[0]
         if not path.is_file():
-            raise WeightsError(f"{source}: weights file not found: {path} (train with `memc train CONFIG` or use --flow dis)")
+            raise WeightsError(
+                f"{source}: weights file not found: {path} (train with `memc train CONFIG` or use --flow dis)"
+            )
         return path
     path = candidates[-1][1]
     if not path.is_file():
@@ -89,7 +91,9 @@ def load_model(name: str = "learned", weights: str | os.PathLike | None = None) 
         model = MODELS[name].builder(**checkpoint["config"])
         model.load_state_dict(checkpoint["state_dict"])
     except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise WeightsError(f"weights file {path} is corrupt or does not fit model {name!r}: {type(exc).__name__}: {exc}") from exc
+        raise WeightsError(
+            f"weights file {path} is corrupt or does not fit model {name!r}: {type(exc).__name__}: {exc}"
+        ) from exc
     logger.info("loaded %s weights from %s", name, path)
     return model.eval()
 

@@ -20,8 +20,9 @@ from ..tensors import Padder, check_shape, resize_flow
 from .refine import STRIDE, RefineNet
 
 
-def refine_flows(net: RefineNet, image0: torch.Tensor, image1: torch.Tensor, flow_01: torch.Tensor,
-                 flow_10: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def refine_flows(
+    net: RefineNet, image0: torch.Tensor, image1: torch.Tensor, flow_01: torch.Tensor, flow_10: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Correct initial flows (N, 2, H, W) of the pair; the correction is estimated at 1/flow_factor size."""
     h, w = image0.shape[-2:]
     small = (max(8, -(-h // net.flow_factor)), max(8, -(-w // net.flow_factor)))
@@ -34,13 +35,27 @@ def refine_flows(net: RefineNet, image0: torch.Tensor, image1: torch.Tensor, flo
     return flow_01 + delta[:n], flow_10 + delta[n:]
 
 
-def refine_frame(net: RefineNet, image0: torch.Tensor, image1: torch.Tensor, projection: Projection,
-                 synthesis: Synthesis, t: float | torch.Tensor) -> torch.Tensor:
+def refine_frame(
+    net: RefineNet,
+    image0: torch.Tensor,
+    image1: torch.Tensor,
+    projection: Projection,
+    synthesis: Synthesis,
+    t: float | torch.Tensor,
+) -> torch.Tensor:
     """The synthesized frame at t, corrected by the U-Net; any size (replicate-padded to its stride)."""
     h, w = image0.shape[-2:]
     padder = Padder(h, w, STRIDE)
-    inputs = [image0, image1, synthesis.warped0, synthesis.warped1, synthesis.image, synthesis.mask0,
-              projection.hole_t0, projection.hole_t1]
+    inputs = [
+        image0,
+        image1,
+        synthesis.warped0,
+        synthesis.warped1,
+        synthesis.image,
+        synthesis.mask0,
+        projection.hole_t0,
+        projection.hole_t1,
+    ]
     dtype = image0.dtype
     out = net.synthesis(*(padder.pad(x.to(dtype)) for x in inputs), t)
     return padder.unpad(out).float()
@@ -67,7 +82,8 @@ class LearnedEstimator:
             return refine_flows(self.net, image0, image1, flow_01, flow_10)
 
     @torch.no_grad()
-    def refine(self, image0: torch.Tensor, image1: torch.Tensor, projection: Projection, synthesis: Synthesis,
-               t: float) -> torch.Tensor:
+    def refine(
+        self, image0: torch.Tensor, image1: torch.Tensor, projection: Projection, synthesis: Synthesis, t: float
+    ) -> torch.Tensor:
         with self._autocast(image0.device):
             return refine_frame(self.net, image0.float(), image1.float(), projection, synthesis, t)

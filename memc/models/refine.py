@@ -104,11 +104,20 @@ class SynthesisRefiner(nn.Module):
 class RefineNet(nn.Module):
     """The learned estimator's trainable parts; ``config`` rebuilds it from a weights file."""
 
-    def __init__(self, flow_width: int = 32, synthesis_widths: tuple[int, ...] = (12, 24, 32, 48), flow_factor: int = 4,
-                 mask_correction: bool = True) -> None:
+    def __init__(
+        self,
+        flow_width: int = 32,
+        synthesis_widths: tuple[int, ...] = (12, 24, 32, 48),
+        flow_factor: int = 4,
+        mask_correction: bool = True,
+    ) -> None:
         super().__init__()
-        self.config = {"flow_width": flow_width, "synthesis_widths": list(synthesis_widths), "flow_factor": flow_factor,
-                       "mask_correction": mask_correction}
+        self.config = {
+            "flow_width": flow_width,
+            "synthesis_widths": list(synthesis_widths),
+            "flow_factor": flow_factor,
+            "mask_correction": mask_correction,
+        }
         self.flow_factor = flow_factor
         self.flow = FlowRefiner(flow_width)
         self.synthesis = SynthesisRefiner(tuple(synthesis_widths), mask_correction)

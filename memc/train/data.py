@@ -35,11 +35,16 @@ def _source(name: str) -> str:
 def train_clips(data: Path, include_noncommercial: bool) -> list[dict]:
     """Manifest entries of the train videos, optionally without the non-commercial ones."""
     entries = json.loads((data / "manifest.json").read_text())["entries"]
-    return [e for e in entries if e["split"] == "train" and e["file"].endswith(".mp4")
-            and (include_noncommercial or not e["noncommercial"])]
+    return [
+        e
+        for e in entries
+        if e["split"] == "train" and e["file"].endswith(".mp4") and (include_noncommercial or not e["noncommercial"])
+    ]
 
 
-def _plan(clips: list[dict], samples: int, crop: int, rng: np.random.Generator) -> dict[str, list[tuple[int, int, float]]]:
+def _plan(
+    clips: list[dict], samples: int, crop: int, rng: np.random.Generator
+) -> dict[str, list[tuple[int, int, float]]]:
     """Per clip: (start, step, scale) of each sample; every source group gets an equal share."""
     groups = defaultdict(list)
     for clip in clips:
@@ -66,11 +71,15 @@ def _crop_most_motion(frames: list[np.ndarray], crop: int, rng: np.random.Genera
     best, best_motion = None, -1.0
     for _ in range(tries):
         y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-        motion = float(np.abs(frames[-1][y:y + crop, x:x + crop].astype(np.int16) - frames[0][y:y + crop, x:x + crop]).mean())
+        motion = float(
+            np.abs(
+                frames[-1][y : y + crop, x : x + crop].astype(np.int16) - frames[0][y : y + crop, x : x + crop]
+            ).mean()
+        )
         if motion > best_motion:
             best, best_motion = (y, x), motion
     y, x = best
-    return np.stack([f[y:y + crop, x:x + crop] for f in frames])
+    return np.stack([f[y : y + crop, x : x + crop] for f in frames])
 
 
 def build_cache(data: Path, out: Path, *, samples: int, crop: int, seed: int, include_noncommercial: bool) -> Path:
@@ -148,7 +157,10 @@ class Batches:
         items = [self._one() for _ in range(self.batch)]
 
         def stack(k: int) -> torch.Tensor:
-            return torch.from_numpy(np.stack([np.ascontiguousarray(it[k]) for it in items])).permute(0, 3, 1, 2).float() / 255
+            return (
+                torch.from_numpy(np.stack([np.ascontiguousarray(it[k]) for it in items])).permute(0, 3, 1, 2).float()
+                / 255
+            )
 
         image0, image1, target = stack(0), stack(1), stack(2)
         t = torch.tensor([it[3] for it in items], dtype=torch.float32).view(-1, 1, 1, 1)
@@ -157,6 +169,11 @@ class Batches:
         cut = []
         for i in range(self.batch):
             y, x = (int(v) for v in self.rng.integers(0, full - self.size + 1, size=2))
-            cut.append([z[i:i + 1, :, y:y + self.size, x:x + self.size] for z in (image0, image1, target, flow_01, flow_10)])
+            cut.append(
+                [
+                    z[i : i + 1, :, y : y + self.size, x : x + self.size]
+                    for z in (image0, image1, target, flow_01, flow_10)
+                ]
+            )
         image0, image1, target, flow_01, flow_10 = (torch.cat(parts) for parts in zip(*cut))
         return image0, image1, target, t, flow_01, flow_10

@@ -34,10 +34,28 @@ from .data import Batches, build_cache
 logger = logging.getLogger(__name__)
 
 DEFAULTS = {
-    "data": "../shared/data", "cache_dir": "cache", "runs_dir": "runs", "seed": 0, "samples": 4000, "crop": 160,
-    "size": 128, "batch": 8, "steps": 6000, "lr": 3e-4, "max_minutes": None, "include_noncommercial": False,
-    "pre_refine_weight": 0.25, "psnr_weight": 0.0, "eval_every": 500, "eval_clips": None, "eval_pairs": 2, "eval_scale": 0.5,
-    "threads": 1, "model": {}, "init": None, "cache_seed": None,
+    "data": "../shared/data",
+    "cache_dir": "cache",
+    "runs_dir": "runs",
+    "seed": 0,
+    "samples": 4000,
+    "crop": 160,
+    "size": 128,
+    "batch": 8,
+    "steps": 6000,
+    "lr": 3e-4,
+    "max_minutes": None,
+    "include_noncommercial": False,
+    "pre_refine_weight": 0.25,
+    "psnr_weight": 0.0,
+    "eval_every": 500,
+    "eval_clips": None,
+    "eval_pairs": 2,
+    "eval_scale": 0.5,
+    "threads": 1,
+    "model": {},
+    "init": None,
+    "cache_seed": None,
 }
 
 
@@ -74,7 +92,9 @@ def quick_dev(net: RefineNet, config: dict) -> dict[str, float]:
     net.eval()
     predictors = {"learned": interpolator_predictor(Interpolator("cpu", LearnedEstimator(net)))}
     with torch.inference_mode():
-        report = evaluate(dev, predictors, clips=config["eval_clips"], max_pairs=config["eval_pairs"], scale=config["eval_scale"])
+        report = evaluate(
+            dev, predictors, clips=config["eval_clips"], max_pairs=config["eval_pairs"], scale=config["eval_scale"]
+        )
     net.train()
     summary = report.summary()["methods"]["learned"]
     return {"dev_psnr": summary["mean"]["psnr"], **{f"psnr/{k}": v["psnr"] for k, v in summary["clips"].items()}}
@@ -88,11 +108,17 @@ def train(config: dict) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(config, indent=1))
     cache_seed = config["seed"] if config["cache_seed"] is None else config["cache_seed"]
-    cache = Path(config["cache_dir"]) / (
-        f"windows_{config['samples']}_{config['crop']}_s{cache_seed}{'_nc' if config['include_noncommercial'] else ''}.npy")
+    licence = "_nc" if config["include_noncommercial"] else ""
+    cache = Path(config["cache_dir"]) / f"windows_{config['samples']}_{config['crop']}_s{cache_seed}{licence}.npy"
     start = time.time()
-    build_cache(Path(config["data"]), cache, samples=config["samples"], crop=config["crop"], seed=cache_seed,
-                include_noncommercial=config["include_noncommercial"])
+    build_cache(
+        Path(config["data"]),
+        cache,
+        samples=config["samples"],
+        crop=config["crop"],
+        seed=cache_seed,
+        include_noncommercial=config["include_noncommercial"],
+    )
     logger.info("cache ready: %s (%.0f s)", cache, time.time() - start)
 
     torch.manual_seed(config["seed"])
@@ -105,7 +131,9 @@ def train(config: dict) -> Path:
     optimizer = torch.optim.AdamW(net.parameters(), lr=config["lr"], weight_decay=1e-4)
     steps = int(config["steps"])
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / 200) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))))
+        optimizer,
+        lambda s: min(1.0, (s + 1) / 200) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))),
+    )
     step, elapsed = 0, 0.0
     checkpoint = run / "checkpoint.pt"
     if checkpoint.is_file():
@@ -120,8 +148,16 @@ def train(config: dict) -> Path:
 
     def save() -> None:
         tmp = checkpoint.with_suffix(".tmp")
-        torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                    "step": step, "elapsed": elapsed}, tmp)
+        torch.save(
+            {
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "step": step,
+                "elapsed": elapsed,
+            },
+            tmp,
+        )
         tmp.replace(checkpoint)
         save_weights(net, run / "learned.pt", {"step": step})
 
@@ -140,14 +176,22 @@ def train(config: dict) -> Path:
         optimizer.step()
         schedule.step()
         step += 1
-        window.append((float(loss.detach()), float(charbonnier(pre.detach(), target)), float(charbonnier(image.detach(), target))))
+        window.append(
+            (float(loss.detach()), float(charbonnier(pre.detach(), target)), float(charbonnier(image.detach(), target)))
+        )
         if step % 50 == 0 or step == steps:
             now = time.time()
             elapsed += now - tick
             tick = now
             loss_mean, pre_mean, out_mean = (sum(x) / len(window) for x in zip(*window))
-            record = {"step": step, "loss": loss_mean, "charb_pre": pre_mean, "charb_out": out_mean,
-                      "lr": schedule.get_last_lr()[0], "elapsed_s": round(elapsed)}
+            record = {
+                "step": step,
+                "loss": loss_mean,
+                "charb_pre": pre_mean,
+                "charb_out": out_mean,
+                "lr": schedule.get_last_lr()[0],
+                "elapsed_s": round(elapsed),
+            }
             window = []
             if step % int(config["eval_every"]) == 0 or step == steps:
                 record.update(quick_dev(net, config))
