@@ -2,7 +2,8 @@
 
     python examples/api.py [INPUT] [OUTPUT]     (default: the sample clip -> bigbuckbunny.60fps.mp4)
 
-Set MEMC_FLOW=dis to use OpenCV's DIS flow instead of the learned estimator.
+Set MEMC_FLOW to choose the flow estimator: auto (the default, dis-bm: DIS plus block search),
+dis (OpenCV's DIS alone, fastest) or learned (the shipped model).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from .config import ConvertConfig
 from .errors import ExitStatus, InputError, MemcError
+from .outputs import make_parents, remove_if_empty
 from .progress import BatchProgress, progress_bar
 
 if TYPE_CHECKING:
@@ -61,8 +62,6 @@ NOT_VIDEO_EXTENSIONS = frozenset(
     .zip .gz .tar .7z .rar .py .sh .exe .db .ini .torrent .part
 """.split()
 )
-# FFmpeg demuxers that can "read" a file without it being a video: stills (and text, decode's list).
-_STILL_DEMUXERS = {"image2"}
 
 
 @dataclass(frozen=True)
@@ -106,12 +105,12 @@ def _probe_video(path: Path) -> bool:
     import av
     import av.error
 
-    from .decode import TEXT_DEMUXERS
+    from .decode import STILL_DEMUXERS, TEXT_DEMUXERS
 
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             name = container.format.name
-            if name in _STILL_DEMUXERS or name in TEXT_DEMUXERS or name.endswith("_pipe"):  # png_pipe, jpeg_pipe, ...
+            if name in STILL_DEMUXERS or name in TEXT_DEMUXERS or name.endswith("_pipe"):  # png_pipe, jpeg_pipe, ...
                 return False
             return any(not (s.disposition & av.stream.Disposition.attached_pic) for s in container.streams.video)
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
@@ -144,6 +143,7 @@ def discover(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, pat
         raise InputError("a batch writes files: -o must be a folder, not '-'")
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out}: exists and is not a folder (several inputs or a folder need an output folder)")
+    _check_outdir(out)
     out_resolved = out.resolve()
     jobs: list[Job] = []
     for item in inputs:
@@ -180,24 +180,15 @@ def discover(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, pat
     return list(unique.values())
 
 
-def _make_parents(dst: Path) -> list[Path]:
-    """Create the missing folders above ``dst``; returns them deepest first, for cleaning up."""
-    created: list[Path] = []
-    parent = dst.parent
-    while not parent.exists():
-        created.append(parent)
-        parent = parent.parent
-    for folder in reversed(created):
-        folder.mkdir()
-    return created
-
-
-def _remove_if_empty(folders: list[Path]) -> None:
-    for folder in folders:  # deepest first
-        try:
-            folder.rmdir()
-        except OSError:  # not empty (another file landed there) or already gone
-            return
+def _check_outdir(out: Path) -> None:
+    """A batch that cannot write its output folder stops before the first file, in one line."""
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"-o {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"-o {out}: output folder {existing} is not writable")
 
 
 def _reason(error: BaseException) -> str:
@@ -239,9 +230,10 @@ def run_batch(
                 continue
             if not isinstance(interpolator, Interpolator):
                 interpolator = interpolator()  # errors here (e.g. missing weights) concern every file: not caught
-            created = _make_parents(job.dst)
+            created: list[Path] = []
             ok = False
             try:
+                created = make_parents(job.dst)
                 with progress_bar(quiet, str(job.src), position=1, on_frames=overall.add_frames) as factory:
                     stats = convert(
                         job.src, job.dst, config, interpolator, overwrite=overwrite, progress_factory=factory
@@ -253,7 +245,7 @@ def run_batch(
                 logger.debug("%s failed", job.src, exc_info=True)
             finally:
                 if not ok:  # also on Ctrl-C: no empty folders left behind
-                    _remove_if_empty(created)
+                    remove_if_empty(created)
             if ok:
                 report.converted.append(job.src)
                 if not quiet:

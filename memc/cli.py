@@ -1,6 +1,7 @@
 """Command line: parse, validate, call the library, turn errors into one line and an exit code.
 
-Exit codes: 0 ok, 1 error, 2 bad usage, 3 a batch where some files failed, 130 interrupted.
+Exit codes: 0 ok, 1 error, 2 bad usage, 3 a batch where some files failed, 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP): as a shell reports a signal, 128 + N.
 stdout carries video data in pipe mode; everything for people goes to stderr.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from fractions import Fraction
@@ -16,15 +18,19 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import ExitStatus, InputError, MemcError
+from .config import (
+    AUTO_ESTIMATOR,
+    DEFAULT_SCENE_THRESHOLD,
+    DIS_PRESETS,
+    ENCODER_PRESETS,
+    ESTIMATORS,
+    FLOW_CHOICES,
+    EncodeOptions,
+)
+from .errors import ExitStatus, InputError, MemcError, Terminated
 from .progress import progress_bar
 
 logger = logging.getLogger("memc")
-
-# Twins of memc.estimate's names, kept here so `memc --help` does not import torch and OpenCV;
-# tests/test_cli_names.py pins them equal.
-FLOW_CHOICES = ("auto", "dis-bm", "dis", "learned")
-DIS_PRESETS = ("ultrafast", "fast", "medium")
 
 
 class FpsType(click.ParamType):
@@ -78,6 +84,12 @@ def verbosity_option(func: Callable) -> Callable:
     )(func)
 
 
+def _flow_help() -> str:
+    """--flow's help, from the estimator registry."""
+    others = [f"{name} ({spec.summary})" for name, spec in ESTIMATORS.items() if name != AUTO_ESTIMATOR]
+    return f"Flow estimator: auto = {AUTO_ESTIMATOR} ({ESTIMATORS[AUTO_ESTIMATOR].summary}), " + ", ".join(others)
+
+
 def common_model_options(
     func: Callable | None = None, *, flows: tuple[str, ...] = FLOW_CHOICES, multiple: bool = False
 ):
@@ -94,9 +106,7 @@ def common_model_options(
             multiple=multiple,
             default=("auto",) if multiple else "auto",
             show_default=True,
-            help="Flow estimator: auto = dis-bm (DIS plus block search for small fast objects), "
-            "dis (OpenCV DIS alone) or learned (the shipped model)"
-            + ("; repeat to compare, 'blend' is the no-motion baseline." if multiple else "."),
+            help=_flow_help() + ("; repeat to compare, 'blend' is the no-motion baseline." if multiple else "."),
         ),
         click.option(
             "--dis-preset",
@@ -175,7 +185,7 @@ def default_output(src: str, fps: Fraction | None, factor: Fraction | None) -> s
 @click.option(
     "--scene-threshold",
     type=click.FloatRange(0.01, 1.0),
-    default=0.4,
+    default=DEFAULT_SCENE_THRESHOLD,
     show_default=True,
     metavar="X",
     help="Histogram distance above which a pair is a cut.",
@@ -190,8 +200,16 @@ def default_output(src: str, fps: Fraction | None, factor: Fraction | None) -> s
     help="Video encoder: auto (libx264, libx265 for >8-bit, NVENC on CUDA when present), "
     "libx264, libx265, h264_nvenc, ffv1 ...",
 )
-@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Quality (lower is better).")
-@click.option("--preset", default="medium", show_default=True, help="Encoder preset.")
+@click.option(
+    "--crf", type=click.IntRange(0, 63), default=EncodeOptions.crf, show_default=True, help="Quality (lower is better)."
+)
+@click.option(
+    "--preset",
+    type=click.Choice(ENCODER_PRESETS),
+    default=EncodeOptions.preset,
+    show_default=True,
+    help="Encoder preset (x264/x265 names; mapped for NVENC).",
+)
 @click.option(
     "--out-pix-fmt", default=None, metavar="FMT", help="Output pixel format (default: the source's depth, 4:2:0)."
 )
@@ -246,7 +264,7 @@ def convert(
     verbose,
 ) -> None:
     """Convert the frame rate of INPUT (a file, '-' for stdin, several files or a folder)."""
-    from .config import ConvertConfig, EncodeOptions, InputOptions
+    from .config import ConvertConfig, InputOptions
 
     configure_logging(ctx.obj["verbose"] + verbose, quiet)
     if fps is not None and factor is not None:
@@ -265,9 +283,8 @@ def convert(
         output_format=out_format,
         input=InputOptions(format=in_format, raw_size=size, raw_pix_fmt=pix_fmt, raw_fps=in_fps),
     )
-    # A folder output makes a batch too, so `memc convert *.mp4 -o out/` works when the glob finds one file.
     into_folder = output not in (None, "-") and (os.path.isdir(output) or output.endswith(("/", os.sep)))
-    batch = len(inputs) > 1 or any(os.path.isdir(p) for p in inputs) or (into_folder and inputs[0] != "-")
+    batch = len(inputs) > 1 or any(os.path.isdir(p) for p in inputs)
     if batch:
         from .batch import run_batch
 
@@ -281,6 +298,10 @@ def convert(
         ctx.exit(int(status))
     src = inputs[0]
     dst = output if output is not None else ("-" if src == "-" else default_output(src, fps, factor))
+    if into_folder:  # `memc convert *.mp4 -o out/` when the glob finds one file: out/<name>, as a batch names it
+        if src == "-":
+            raise click.UsageError("-o names a folder: give a file name for the output of a pipe")
+        dst = os.path.join(output, os.path.basename(src))
     if dst == "-" and sys.stdout.isatty():
         raise InputError("refusing to write video to a terminal: give -o FILE or pipe the output")
     if src == "-" and sys.stdin.isatty():  # would wait forever for a stream nobody sends
@@ -288,14 +309,19 @@ def convert(
             "no video on stdin: pipe a stream in, e.g. "
             "ffmpeg -i in.mkv -f yuv4mpegpipe - | memc convert - --fps 60 -o out.mp4"
         )
-    from .pipeline import check_output
+    from .outputs import check_output, make_parents, remove_if_empty
     from .pipeline import convert as run_convert
 
-    check_output(src, dst, overwrite)  # before loading any model
-    interpolator = make_interpolator(flow, dis_preset, flow_scale, weights, resolved_device)
-    logger.info("flow estimator: %s on %s", interpolator.flow_name, interpolator.device)
-    with progress_bar(quiet, src) as factory:
-        stats = run_convert(src, dst, config, interpolator, overwrite=overwrite, progress_factory=factory)
+    created = make_parents(Path(dst)) if into_folder else []  # as a batch would: -o out/ may be new
+    try:
+        check_output(dst, overwrite, inputs=(src,))  # before loading any model
+        interpolator = make_interpolator(flow, dis_preset, flow_scale, weights, resolved_device)
+        logger.info("flow estimator: %s on %s", interpolator.flow_name, interpolator.device)
+        with progress_bar(quiet, src) as factory:
+            stats = run_convert(src, dst, config, interpolator, overwrite=overwrite, progress_factory=factory)
+    except BaseException:
+        remove_if_empty(created)  # no empty folder left by a failure
+        raise
     if not quiet:
         click.echo(f"memc: {src} -> {dst}: {stats.summary()}", err=True)
 
@@ -338,6 +364,7 @@ def _parse_times(text: str) -> list[float]:
 def pair(ctx, image0, image1, times, output, overwrite, flow, dis_preset, flow_scale, weights, device, verbose) -> None:
     """Interpolate between two images IMAGE0 and IMAGE1 (for evaluation and debugging)."""
     from .images import read_image, write_image
+    from .outputs import check_output
 
     configure_logging(ctx.obj["verbose"] + verbose, False)
     ts = _parse_times(times)
@@ -345,10 +372,7 @@ def pair(ctx, image0, image1, times, output, overwrite, flow, dis_preset, flow_s
         raise click.BadParameter("with several t, the output needs {t} or {i} in its name", param_hint="-o")
     names = [output.format(t=f"{t:g}", i=i) for i, t in enumerate(ts)]
     for name in names:
-        if Path(name).exists() and not overwrite:
-            raise InputError(f"output exists: {name} (use --overwrite/-y to replace it)")
-        if Path(name).resolve() in (Path(image0).resolve(), Path(image1).resolve()):
-            raise InputError(f"output is an input: {name}")
+        check_output(name, overwrite, inputs=(image0, image1))
     a, b = read_image(image0), read_image(image1)
     if a.shape != b.shape:
         raise InputError(f"images differ in size: {a.shape[1]}x{a.shape[0]} and {b.shape[1]}x{b.shape[0]}")
@@ -496,10 +520,7 @@ def bench(sizes, flows, device, full, as_json) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map errors to one line on stderr and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    # Idle OpenMP threads must sleep, not spin: memc shares the cores with its own decoder and
-    # encoder threads (and with ffmpeg in a pipe), and spinning made a busy 2-core machine ~18x
-    # slower (89 s vs 4.9 s for a 2 s 320x240 clip). Set before torch is first imported.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    previous = _raise_on_termination()
     try:
         code = cli.main(args=argv, prog_name="memc", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -513,6 +534,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("memc: interrupted", err=True)
         code = ExitStatus.INTERRUPTED
+    except Terminated as exc:
+        click.echo(f"memc: stopped by {signal.Signals(exc.signum).name}", err=True)
+        code = 128 + exc.signum
     except BrokenPipeError:
         # The reader went away: stop quietly, and keep Python from complaining at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -528,4 +552,27 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"memc: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
         code = ExitStatus.ERROR
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     sys.exit(int(code or 0))
+
+
+def _raise_on_termination() -> dict[int, object]:
+    """Turn SIGTERM and SIGHUP (``timeout``, ``kill``, ``docker stop``, a closed terminal) into
+    ``Terminated`` in the main thread, so temporary files go as they do on Ctrl-C. Returns the
+    handlers it replaced (none when not in the main thread, where Python cannot set them)."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    previous: dict[int, object] = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is None:  # Windows has no SIGHUP
+            continue
+        try:
+            previous[signum] = signal.signal(signum, stop)
+        except ValueError:  # not the main thread
+            break
+    return previous

@@ -1,15 +1,113 @@
-"""What a conversion is asked to do, validated before any decoding starts."""
+"""Names, choices and defaults of memc, and what a conversion is asked to do, validated before
+any decoding starts.
+
+This module is the one owner of every choice list (estimators, presets) and default; the CLI, the
+library and the docs read them from here. It imports neither torch nor PyAV, so ``memc --help``
+and option parsing stay instant.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .encode import EncodeOptions
 from .errors import InputError
-from .scene import DEFAULT_THRESHOLD
+from .timing import MAX_FPS
 
-__all__ = ["ConvertConfig", "EncodeOptions", "InputOptions"]
+__all__ = [
+    "AUTO_ESTIMATOR",
+    "DIS_PRESETS",
+    "ENCODER_PRESETS",
+    "ESTIMATORS",
+    "FLOW_CHOICES",
+    "ConvertConfig",
+    "EncodeOptions",
+    "EstimatorSpec",
+    "InputOptions",
+    "resolve_flow",
+]
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """One entry of the estimator registry: adding an estimator is adding one of these."""
+
+    name: str
+    builder: str  # "module:function(device, *, dis_preset, weights) -> estimate.MotionModel", imported when built
+    summary: str  # for --help
+    devices: tuple[str, ...]  # where its own work runs; on other devices its flows are moved there
+    weights: str | None = None  # file in memc/weights (the repo's weights/), for estimators with learned parts
+    fp16: bool = False  # safe to run under autocast on CUDA (networks); classical matching stays float32
+
+
+ESTIMATORS: dict[str, EstimatorSpec] = {
+    spec.name: spec
+    for spec in (
+        EstimatorSpec(
+            "dis-bm",
+            "memc.estimate:build_dis_bm",
+            "DIS plus block search for small fast objects",
+            devices=("cpu", "cuda"),  # DIS on the CPU, block search on the images' device
+        ),
+        EstimatorSpec("dis", "memc.estimate:build_dis", "OpenCV DIS alone, the fastest", devices=("cpu",)),
+        EstimatorSpec(
+            "learned",
+            "memc.models:build_learned",
+            "the shipped model: DIS refined by a CNN, plus a U-Net on the frame",
+            devices=("cpu", "cuda"),
+            weights="learned.pt",
+            fp16=True,
+        ),
+    )
+}
+# Keeps small fast objects (+11 dB object-region PSNR on the hard-motion suite's small disc), but
+# scores 31.71 on the full dev protocol against dis's 31.79: under review in the motion issue;
+# README, "The motion stage". learned v1 ties dis on dev (31.78) at 2-4x the cost.
+AUTO_ESTIMATOR = "dis-bm"
+FLOW_CHOICES = ("auto", *ESTIMATORS)
+DIS_PRESETS = ("ultrafast", "fast", "medium")
+ENCODER_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+DEFAULT_SCENE_THRESHOLD = 0.4
+
+
+def resolve_flow(name: str, weights: str | None = None) -> EstimatorSpec:
+    """The registry entry of ``--flow NAME``: ``auto`` is AUTO_ESTIMATOR, or with ``--weights`` the
+    estimator those weights belong to."""
+    if name == "auto":
+        if weights is not None:
+            return next(spec for spec in ESTIMATORS.values() if spec.weights is not None)
+        return ESTIMATORS[AUTO_ESTIMATOR]
+    if name not in ESTIMATORS:
+        raise InputError(f"--flow: {name!r} is not one of {', '.join(FLOW_CHOICES)}")
+    return ESTIMATORS[name]
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How to encode the video stream. ``crf`` is mapped to each codec's quality knob."""
+
+    codec: str = "auto"  # auto -> libx264 (8-bit), libx265 (> 8-bit), libvpx-vp9 (webm)
+    crf: int = 18  # visually transparent for x264/x265; ignored by lossless codecs
+    preset: str = "medium"
+    pix_fmt: str | None = None  # None -> yuv420p, or yuv420p10le for > 8-bit sources
+    hwaccel: bool = False  # with codec "auto": prefer NVENC when it opens, else software
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.crf <= 63:
+            raise InputError(f"crf must be in 0..63, got {self.crf}")
+        if self.preset not in ENCODER_PRESETS:
+            raise InputError(f"preset must be one of {', '.join(ENCODER_PRESETS)}; got {self.preset!r}")
 
 
 @dataclass(frozen=True)
@@ -33,7 +131,7 @@ class ConvertConfig:
     fps: Fraction | None = None
     factor: Fraction | None = None
     scene_detect: bool = True
-    scene_threshold: float = DEFAULT_THRESHOLD
+    scene_threshold: float = DEFAULT_SCENE_THRESHOLD
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     output_format: str | None = None  # container for the output; None: from the extension (y4m for stdout)
     input: InputOptions = field(default_factory=InputOptions)
@@ -47,4 +145,13 @@ class ConvertConfig:
             raise InputError(f"--scene-threshold: {self.scene_threshold} must be in (0, 1]")
 
     def output_fps(self, source_fps: Fraction) -> Fraction:
-        return self.fps if self.fps is not None else source_fps * self.factor
+        """The output rate; InputError if ``--factor`` takes it past the limit ``--fps`` has."""
+        if self.fps is not None:
+            return self.fps
+        fps = source_fps * self.factor
+        if fps > MAX_FPS:
+            raise InputError(
+                f"--factor {self.factor}: {float(source_fps):g} fps x {self.factor} = {float(fps):g} fps "
+                f"is above the {MAX_FPS} fps limit"
+            )
+        return fps

@@ -61,6 +61,8 @@ def is_yuv(pix_fmt: str) -> bool:
 
 # Demuxers that turn text into pictures: a text file is not a video to interpolate.
 TEXT_DEMUXERS = {"tty", "ansi", "bin", "idf", "xbin", "adf"}
+# Demuxers of still images (png_pipe, jpeg_pipe ... end in _pipe too): a picture is not a video.
+STILL_DEMUXERS = {"image2"}
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,10 @@ class VideoSource:
         if container.format.name in TEXT_DEMUXERS:
             # FFmpeg renders any text file as an ANSI-art "video"; nobody means that.
             raise InputError(f"not a video file (looks like text): {self._name}")
+        if container.format.name in STILL_DEMUXERS or container.format.name.endswith("_pipe"):  # png_pipe ...
+            raise InputError(
+                f"{self._name} is a still image, not a video; to interpolate between two images use memc pair A B"
+            )
         stream = container.streams.video[0]
         if threads:
             stream.codec_context.thread_type = "AUTO"
@@ -351,7 +357,8 @@ class VideoSource:
     def _flag_truncated(self, reason: str) -> None:
         self.truncated = True
         logger.warning(
-            "input is truncated or corrupt after frame %d; converting what decoded %s",
+            "%s is truncated or corrupt after frame %d; converting what decoded %s",
+            self._name,
             self._decoded,
             reason,
         )

@@ -11,10 +11,8 @@ Conventions (shared with ``decode``):
 * odd sizes: codecs that need even dimensions for subsampled chroma (x264, x265, NVENC, MPEG-4)
   get one extra row/column copied from the edge. Padding keeps every source pixel; the extra
   line is a copy of its neighbour and invisible. ``VideoSink.coded_size`` says what was written;
-* audio and subtitle streams of ``copy_streams_from`` are stream-copied, shifted by the source
-  video's start so they stay in sync (the output video starts at 0). Audio the container
-  cannot hold is re-encoded (AAC for MP4/MOV, Opus for WebM); subtitles it cannot hold are
-  dropped with a warning.
+* audio, subtitles, chapters and tags of ``copy_streams_from`` are carried over by ``remux``,
+  interleaved with the video by time.
 """
 
 from __future__ import annotations
@@ -22,8 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import BinaryIO
 
@@ -31,53 +27,19 @@ import av
 import av.error
 import numpy as np
 
+from .config import ENCODER_PRESETS, EncodeOptions
 from .decode import RANGE_FULL, RANGE_LIMITED, PipeFile, StreamInfo, is_yuv, sws_matrix, yuv_range
-from .errors import EncodeError, InputError
+from .errors import EncodeError, InputError, one_line
+from .remux import VIDEO_ONLY_FORMATS, SideStreams
 
 logger = logging.getLogger(__name__)
 
 # x264/x265 preset names -> NVENC p1 (fastest) .. p7 (best).
-_NVENC_PRESETS = {
-    "ultrafast": "p1",
-    "superfast": "p1",
-    "veryfast": "p2",
-    "faster": "p3",
-    "fast": "p3",
-    "medium": "p4",
-    "slow": "p5",
-    "slower": "p6",
-    "veryslow": "p7",
-    "placebo": "p7",
-}
-_X26X_PRESETS = tuple(_NVENC_PRESETS)
+_NVENC_PRESETS = dict(zip(ENCODER_PRESETS, ("p1", "p1", "p2", "p3", "p3", "p4", "p5", "p6", "p7", "p7"), strict=True))
 # Encoders that take odd sizes with subsampled chroma (chroma size rounds up).
 _ODD_SIZE_OK = {"ffv1", "rawvideo", "wrapped_avframe", "png", "utvideo"}
 _MAX_REORDER = 64  # frames; no encoder delays a frame's decode this much
-_RAW_FORMATS = {"yuv4mpegpipe", "rawvideo"}
 # Metadata FFmpeg writes itself or that describes the old file, not the new one.
-_SKIP_METADATA = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration"}
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """How to encode the video stream. ``crf`` is mapped to each codec's quality knob."""
-
-    codec: str = "auto"  # auto -> libx264 (8-bit), libx265 (> 8-bit), libvpx-vp9 (webm)
-    crf: int = 18  # visually transparent for x264/x265; ignored by lossless codecs
-    preset: str = "medium"
-    pix_fmt: str | None = None  # None -> yuv420p, or yuv420p10le for > 8-bit sources
-    hwaccel: bool = False  # with codec "auto": prefer NVENC when it opens, else software
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.crf <= 63:
-            raise InputError(f"crf must be in 0..63, got {self.crf}")
-        if self.preset not in _X26X_PRESETS:
-            raise InputError(f"preset must be one of {', '.join(_X26X_PRESETS)}; got {self.preset!r}")
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(getattr(error, "strerror", None) or error).split())
-    return text or type(error).__name__
 
 
 def _codec_options(codec: str, options: EncodeOptions) -> dict[str, str]:
@@ -104,7 +66,7 @@ def _nvenc_usable(codec: str, width: int, height: int, pix_fmt: str) -> str | No
         ctx.time_base = Fraction(1, 25)
         ctx.open()
     except (av.error.FFmpegError, ValueError, OSError) as e:
-        return _one_line(e)
+        return one_line(e)
     return None
 
 
@@ -147,10 +109,12 @@ class VideoSink:
         width: int,
         height: int,
         source: StreamInfo | None = None,
-        options: EncodeOptions = EncodeOptions(),
+        options: EncodeOptions | None = None,
         format: str | None = None,
         copy_streams_from: str | os.PathLike | None = None,
+        label: str | os.PathLike | None = None,
     ) -> None:
+        """``label`` names the output in messages (the final name, when ``dest`` is a temporary one)."""
         fps = Fraction(fps)
         if fps <= 0:
             raise InputError(f"fps must be positive, got {fps}")
@@ -159,21 +123,29 @@ class VideoSink:
         self.fps, self.width, self.height = fps, width, height
         self.frames_written = 0
         self._closed = False
-        self._side: _SideStreams | None = None
+        self._side: SideStreams | None = None
         self._source = source
         target, format = self._target(dest, format)
+        if label is not None:
+            self._name = os.fspath(label)
         container_options = {"strict": "-1"} if format == "yuv4mpegpipe" else {}
         if isinstance(self._pipe, _StreamWriter):
             container_options["flush_packets"] = "1"  # low latency: each packet leaves at once
         try:
             self._container = av.open(target, mode="w", format=format, options=container_options)
         except (av.error.FFmpegError, ValueError, OSError) as e:
-            raise EncodeError(f"cannot write {self._name}: {_one_line(e)}") from e
+            if format is None and "determine output format" in str(e):
+                suffix = os.path.splitext(self._name)[1] or "(none)"
+                raise EncodeError(
+                    f"cannot write {self._name}: no container for the extension {suffix}; "
+                    "use .mp4, .mkv, .mov, .webm, .y4m ... or name one with -f"
+                ) from e
+            raise EncodeError(f"cannot write {self._name}: {one_line(e)}") from e
         try:
-            self._add_video_stream(options)
+            self._add_video_stream(options or EncodeOptions())
             if copy_streams_from is not None:
                 shift = source.start if source is not None else Fraction(0)
-                self._side = _SideStreams(os.fspath(copy_streams_from), self._container, shift)
+                self._side = SideStreams(os.fspath(copy_streams_from), self._container, shift)
         except BaseException:
             self._abort()
             raise
@@ -255,7 +227,7 @@ class VideoSink:
                 cc.colorspace = source.colorspace
                 cc.color_primaries = source.color_primaries
                 cc.color_trc = source.color_trc
-        if source is not None and fmt_name not in _RAW_FORMATS:
+        if source is not None and fmt_name not in VIDEO_ONLY_FORMATS:
             if source.rotation:
                 stream.set_display_rotation(source.rotation)
             if source.sample_aspect_ratio:
@@ -266,12 +238,11 @@ class VideoSink:
         except (av.error.FFmpegError, ValueError, OSError) as e:
             if codec.endswith("_nvenc"):
                 raise EncodeError(
-                    f"{codec} is not usable here (no NVIDIA encoder): {_one_line(e)}; "
+                    f"{codec} is not usable here (no NVIDIA encoder): {one_line(e)}; "
                     f"available: {_available_video_encoders()}"
                 ) from e
             raise EncodeError(
-                f"cannot open video codec {codec} ({pix_fmt}, "
-                f"{self.coded_size[0]}x{self.coded_size[1]}): {_one_line(e)}"
+                f"cannot open video codec {codec} ({pix_fmt}, {self.coded_size[0]}x{self.coded_size[1]}): {one_line(e)}"
             ) from e
         self._stream = stream
         self._last_dts: int | None = None
@@ -351,7 +322,7 @@ class VideoSink:
         except BrokenPipeError:
             raise
         except (av.error.FFmpegError, OSError) as e:
-            raise EncodeError(f"writing frame {index} to {self._name} failed: {_one_line(e)}") from e
+            raise EncodeError(f"writing frame {index} to {self._name} failed: {one_line(e)}") from e
         self.frames_written += 1
 
     def _mux_video(self, packets: list[av.Packet]) -> None:
@@ -388,7 +359,7 @@ class VideoSink:
             except BrokenPipeError:
                 raise
             except (av.error.FFmpegError, OSError) as e:
-                raise EncodeError(f"finishing {self._name} failed: {_one_line(e)}") from e
+                raise EncodeError(f"finishing {self._name} failed: {one_line(e)}") from e
             finally:
                 if self._side is not None:
                     self._side.close()
@@ -397,7 +368,7 @@ class VideoSink:
             except BrokenPipeError:
                 raise
             except (av.error.FFmpegError, OSError) as e:
-                raise EncodeError(f"closing {self._name} failed: {_one_line(e)}") from e
+                raise EncodeError(f"closing {self._name} failed: {one_line(e)}") from e
             if self._pipe is not None and hasattr(self._pipe, "flush"):
                 self._pipe.flush()
         except BaseException:
@@ -421,123 +392,3 @@ class VideoSink:
             self.close()
         else:
             self._abort()
-
-
-class _SideStreams:
-    """Audio/subtitle packets from the source, muxed interleaved with the new video by time.
-
-    Times are shifted by ``shift`` (the source video's start) so that output time 0 is the
-    source video's first frame; packets that end before it are dropped.
-    """
-
-    def __init__(self, path: str, output: av.container.OutputContainer, shift: Fraction) -> None:
-        try:
-            self._input = av.open(path)
-        except (av.error.FFmpegError, ValueError, OSError) as e:
-            raise InputError(f"cannot read audio/subtitles from {path}: {_one_line(e)}") from e
-        self._output, self._shift = output, shift
-        self._routes: dict[int, tuple[av.stream.Stream, av.codec.context.CodecContext | None]] = {}
-        fmt_name = output.format.name
-        supported = output.supported_codecs
-        streams = [s for s in self._input.streams if s.type in ("audio", "subtitle")]
-        for s in streams:
-            name = s.codec_context.codec.name if s.codec_context else ""
-            if not supported or name in supported:
-                self._routes[s.index] = (output.add_stream_from_template(s), None)
-            elif s.type == "audio":
-                target = _audio_fallback(fmt_name, output)
-                out = output.add_stream(
-                    target,
-                    rate=48000 if "opus" in target else s.rate,
-                    options={"strict": "experimental"} if target == "vorbis" else None,
-                )
-                layout = s.codec_context.layout
-                out.layout = layout if layout.nb_channels <= 2 else "stereo"
-                s.codec_context.thread_type = "AUTO"
-                self._routes[s.index] = (out, s.codec_context)
-                logger.info("%s cannot hold %s audio; re-encoding it to %s", fmt_name, name, target)
-            else:
-                logger.warning("%s cannot hold %s subtitles; dropping subtitle stream %d", fmt_name, name, s.index)
-        self._copy_metadata()
-        routed = [s for s in streams if s.index in self._routes]
-        self._packets: Iterator[av.Packet] = iter(self._input.demux(*routed)) if routed else iter(())
-        self._pending: av.Packet | None = None
-
-    def _copy_metadata(self) -> None:
-        """Container tags and chapters (chapters shifted like the packets)."""
-        for key, value in self._input.metadata.items():
-            if key.lower() not in _SKIP_METADATA:
-                self._output.metadata[key] = value
-        chapters = []
-        for ch in self._input.chapters():
-            tb = ch["time_base"]
-            offset = round(self._shift / tb)
-            if ch["end"] - offset <= 0:
-                continue
-            chapters.append({**ch, "start": max(0, ch["start"] - offset), "end": ch["end"] - offset})
-        if chapters:
-            try:
-                self._output.set_chapters(chapters)
-            except (av.error.FFmpegError, ValueError, TypeError) as e:
-                logger.warning("could not copy chapters: %s", _one_line(e))
-
-    def mux_until(self, time: Fraction | None) -> None:
-        """Mux side packets whose (shifted) time is <= ``time``; all of them when None."""
-        while True:
-            packet = self._pending if self._pending is not None else next(self._packets, None)
-            self._pending = None
-            if packet is None:
-                return
-            stamp = packet.dts if packet.dts is not None else packet.pts
-            if stamp is None:  # demuxer's end-of-stream marker
-                continue
-            tb = packet.time_base
-            if time is not None and stamp * tb - self._shift > time:
-                self._pending = packet
-                return
-            self._route(packet)
-
-    def _route(self, packet: av.Packet) -> None:
-        out, decoder = self._routes[packet.stream.index]
-        tb = packet.time_base
-        offset = round(self._shift / tb)
-        start = (packet.pts if packet.pts is not None else packet.dts) - offset
-        if self._shift > 0 and (start + (packet.duration or 0)) * tb <= 0:
-            return  # entirely before the first video frame
-        if decoder is None:
-            if packet.pts is not None:
-                packet.pts -= offset
-            if packet.dts is not None:
-                packet.dts -= offset
-            packet.stream = out
-            self._output.mux(packet)
-            return
-        for frame in decoder.decode(packet):
-            if frame.pts is None:
-                continue
-            frame.pts -= offset
-            frame.time_base = tb
-            self._output.mux(out.encode(frame))
-
-    def finish(self) -> None:
-        """Mux everything left and flush re-encoders."""
-        self.mux_until(None)
-        for out, decoder in self._routes.values():
-            if decoder is not None:
-                for frame in decoder.decode(None):
-                    if frame.pts is not None:
-                        frame.pts -= round(self._shift / frame.time_base)
-                    self._output.mux(out.encode(frame))
-                self._output.mux(out.encode(None))
-
-    def close(self) -> None:
-        self._input.close()
-
-
-def _audio_fallback(fmt_name: str, output: av.container.OutputContainer) -> str:
-    """An audio encoder the container takes: AAC for MP4/MOV, Opus/Vorbis for WebM."""
-    if fmt_name == "webm":
-        return "libopus" if "libopus" in av.codecs_available else "vorbis"
-    if fmt_name in ("mp4", "mov", "ipod", "3gp", "3g2", "ismv"):
-        return "aac"
-    return output.default_audio_codec if output.default_audio_codec != "none" else "aac"

@@ -13,6 +13,18 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised in the main thread so that cleanup runs as it does for Ctrl-C.
+
+    A BaseException like KeyboardInterrupt: a batch's per-file ``except Exception`` must not
+    swallow it and go on with the next file.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class MemcError(Exception):
     """Base class: a failure we can explain in one line to the user."""
 
@@ -33,3 +45,9 @@ class EncodeError(MemcError):
 
 class WeightsError(MemcError, FileNotFoundError):
     """Model weights are missing or corrupt."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (FFmpeg's and the OS's can span several)."""
+    text = " ".join(str(getattr(error, "strerror", None) or error).split())
+    return text or type(error).__name__

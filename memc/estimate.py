@@ -6,44 +6,68 @@ at the input size.
 * ``dis``: OpenCV's Dense Inverse Search, coarse to fine; classical, no weights.
 * ``dis-bm``: DIS, then block search at full resolution where DIS fails, fused per pixel and
   confirmed both ways (``matching``): keeps small fast objects that coarse-to-fine loses. The default.
-* ``learned``: the project's learned refinement (``memc.models``).
+* ``learned``: the project's learned refinement (``memc.models``), which adds a refiner stage.
 
-``ESTIMATORS`` is the one list of names; ``auto`` resolves to ``AUTO`` (or to ``learned`` when the
-model registry marks it as the default).
+The registry of names, builders, devices and weights is ``config.ESTIMATORS``; ``build_estimator``
+resolves a name there and calls its builder, which returns a ``MotionModel``.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 import torch
 
-from .errors import InputError, WeightsError
+from . import config
+from .errors import InputError
 from .matching import add_large_motion
 from .tensors import check_shape
 
+if TYPE_CHECKING:
+    from .project import Projection
+    from .synthesize import Synthesis
+
 logger = logging.getLogger(__name__)
 
-DIS_PRESETS = {
+_DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
-ESTIMATORS = ("dis-bm", "dis", "learned")  # built by build_estimator
-# Keeps small fast objects (+11 dB object-region PSNR on the hard-motion suite's small disc), but
-# scores 31.71 on the full dev protocol against the earlier dis's 31.79: under review, see the motion
-# issue's closing note; README, "The motion stage".
-AUTO = "dis-bm"
-FLOW_CHOICES = ("auto", *ESTIMATORS)
+assert set(_DIS_PRESETS) == set(config.DIS_PRESETS)
 
 
 class FlowEstimator(Protocol):
     name: str
 
     def estimate(self, image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class Refiner(Protocol):
+    """An optional last stage: corrects the synthesized frame at t (learned estimators have one)."""
+
+    def __call__(
+        self, image0: torch.Tensor, image1: torch.Tensor, projection: Projection, synthesis: Synthesis, t: float
+    ) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class MotionModel:
+    """What a registry entry builds: the flow estimator, its refiner if any, and whether both may
+    run under fp16 autocast on CUDA (``Interpolator`` decides precision once, from this)."""
+
+    estimator: FlowEstimator
+    refiner: Refiner | None = None
+    fp16: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.estimator.name
 
 
 def _gray_u8(image: torch.Tensor) -> np.ndarray:
@@ -60,12 +84,12 @@ class DISEstimator:
     """
 
     def __init__(self, preset: str = "medium", large_motion: bool = False) -> None:
-        if preset not in DIS_PRESETS:
-            raise InputError(f"--dis-preset: {preset!r} is not one of {', '.join(DIS_PRESETS)}")
+        if preset not in _DIS_PRESETS:
+            raise InputError(f"--dis-preset: {preset!r} is not one of {', '.join(config.DIS_PRESETS)}")
         self.preset = preset
         self.large_motion = large_motion
         self.name = "dis-bm" if large_motion else "dis"
-        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+        self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
 
     def estimate(self, image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_shape(image0, "image0", channels=3)
@@ -85,27 +109,23 @@ class DISEstimator:
         return flow_01, flow_10
 
 
+def build_dis(device: torch.device, *, dis_preset: str = "medium", weights: str | None = None) -> MotionModel:
+    return MotionModel(DISEstimator(dis_preset))
+
+
+def build_dis_bm(device: torch.device, *, dis_preset: str = "medium", weights: str | None = None) -> MotionModel:
+    return MotionModel(DISEstimator(dis_preset, large_motion=True))
+
+
 def build_estimator(
     name: str, device: torch.device, *, dis_preset: str = "medium", weights: str | None = None
-) -> FlowEstimator:
-    """Make the estimator ``name`` (one of FLOW_CHOICES).
-
-    ``auto`` is the learned model when the model registry marks it as the default (it beats the
-    classical path on the dev set) or ``weights`` are given explicitly, and its weights load;
-    otherwise ``AUTO``.
-    """
-    if name not in FLOW_CHOICES:
-        raise InputError(f"--flow: {name!r} is not one of {', '.join(FLOW_CHOICES)}")
-    if name in ("auto", "learned"):
-        try:
-            from .models import MODELS, load_estimator
-
-            if name == "learned" or weights is not None or MODELS["learned"].auto:
-                return load_estimator(device, weights=weights, dis_preset=dis_preset)
-            logger.info("--flow auto: the shipped learned model is not the default; using %s", AUTO)
-        except (WeightsError, ImportError) as exc:
-            if name == "learned":
-                raise WeightsError(str(exc)) from exc
-            logger.info("learned flow not available (%s); using %s", exc, AUTO)
-    resolved = AUTO if name == "auto" else name
-    return DISEstimator(dis_preset, large_motion=resolved == "dis-bm")
+) -> MotionModel:
+    """Build ``--flow NAME`` (one of ``config.FLOW_CHOICES``) from its registry entry."""
+    spec = config.resolve_flow(name, weights)
+    if name == "auto":
+        logger.info("--flow auto: %s", spec.name)
+    module, function = spec.builder.split(":")
+    model = getattr(importlib.import_module(module), function)(device, dis_preset=dis_preset, weights=weights)
+    if device.type not in spec.devices:
+        logger.info("%s computes its flow on the %s; the rest runs on %s", spec.name, spec.devices[0], device)
+    return model

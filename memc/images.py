@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import cv2
 import numpy as np
 
 from .errors import EncodeError, InputError
+from .outputs import atomic_output
 
 
 def read_image(path: str) -> np.ndarray:
@@ -26,15 +27,12 @@ def read_image(path: str) -> np.ndarray:
     return image
 
 
-def write_image(path: str, image: np.ndarray) -> None:
-    """Write an RGB array atomically (temporary name, then rename)."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.stem}.memc-tmp{target.suffix}")
-    try:
-        ok = cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    except cv2.error as exc:
-        raise EncodeError(f"cannot write {path}: {exc}") from exc
-    if not ok:
-        tmp.unlink(missing_ok=True)
-        raise EncodeError(f"cannot write {path} (unknown image extension or unwritable folder)")
-    tmp.replace(target)
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an RGB array; it appears under ``path`` only when complete (``outputs.atomic_output``)."""
+    with atomic_output(path) as tmp:
+        try:
+            ok = cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        except cv2.error as exc:
+            raise EncodeError(f"cannot write {path}: {exc}") from exc
+        if not ok:
+            raise EncodeError(f"cannot write {path} (unknown image extension or unwritable folder)")

@@ -1,10 +1,15 @@
 """Interpolator: flows once per source pair, then a frame for every t that pair needs.
 
 estimate (flow_01, flow_10, consistency errors)  ->  for each t: project -> synthesize [-> refine]
+
+``render`` is the one path from a pair's flows to the frame at t; the Interpolator, training and
+``tools/`` all go through it. Precision is decided here once: fp16 autocast on CUDA for the parts
+the estimator's registry entry marks safe (networks), float32 for everything else.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,9 +19,9 @@ import torch.nn.functional as F
 
 from . import occlusion
 from .errors import InputError
-from .estimate import FlowEstimator, build_estimator
-from .project import project_flow
-from .synthesize import synthesize
+from .estimate import FlowEstimator, MotionModel, Refiner, build_estimator
+from .project import Projection, project_flow
+from .synthesize import Synthesis, synthesize
 from .tensors import check_shape, resize_flow, to_image, to_tensor
 
 # Longest side at which flow is estimated when --flow-scale is automatic: large motion at
@@ -61,34 +66,82 @@ class PairFlows:
         )
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """The frame at t and what it was made from (training's losses and tools look inside)."""
+
+    image: torch.Tensor  # refined when there is a refiner, else ``synthesis.image``
+    synthesis: Synthesis
+    projection: Projection
+
+
+def render(
+    image0: torch.Tensor,
+    image1: torch.Tensor,
+    flows: PairFlows,
+    t: float | torch.Tensor,
+    refiner: Refiner | None = None,
+    precision: contextlib.AbstractContextManager | None = None,
+) -> Rendered:
+    """Flows -> projection to t -> synthesis [-> refiner]: the frame at t, unclamped. Projection
+    and synthesis run in float32; ``precision`` (e.g. an autocast) applies to the refiner only."""
+    projection = project_flow(flows.flow_01, flows.flow_10, t, flows.error_0, flows.error_1)
+    synthesis = synthesize(image0, image1, projection, t, flows.error_0, flows.error_1, flows.flow_01, flows.flow_10)
+    image = synthesis.image
+    if refiner is not None:
+        with precision or contextlib.nullcontext():
+            image = refiner(image0, image1, projection, synthesis, t).float()
+    return Rendered(image, synthesis, projection)
+
+
+def pair_flows(flow_01: torch.Tensor, flow_10: torch.Tensor) -> PairFlows:
+    """Both flows with their forward-backward consistency errors."""
+    return PairFlows(
+        flow_01,
+        flow_10,
+        occlusion.consistency_error(flow_01, flow_10),
+        occlusion.consistency_error(flow_10, flow_01),
+    )
+
+
 class Interpolator:
     """Frame interpolation between two images with a chosen flow estimator.
 
     ``Interpolator(device="cpu", flow="dis").interpolate(img0, img1, 0.5)`` takes H x W x 3
-    uint8/uint16 arrays (or (N, 3, H, W) tensors) and returns the same kind.
+    uint8/uint16 arrays (or (N, 3, H, W) tensors) and returns the same kind. ``flow`` is a name of
+    ``config.FLOW_CHOICES``, a built ``MotionModel``, or any estimator object (then ``refiner``
+    adds the optional last stage).
     """
 
     def __init__(
         self,
         device: str | torch.device = "auto",
-        flow: str | FlowEstimator = "auto",
+        flow: str | MotionModel | FlowEstimator = "auto",
         *,
         flow_scale: float | None = None,
         dis_preset: str = "medium",
         weights: str | None = None,
         fp16: bool | None = None,
+        refiner: Refiner | None = None,
     ) -> None:
         self.device = resolve_device(device)
-        self.estimator = (
-            flow
-            if not isinstance(flow, str)
-            else build_estimator(flow, self.device, dis_preset=dis_preset, weights=weights)
-        )
+        if isinstance(flow, str):
+            model = build_estimator(flow, self.device, dis_preset=dis_preset, weights=weights)
+        elif isinstance(flow, MotionModel):
+            model = flow
+        else:
+            model = MotionModel(flow, refiner, fp16=bool(fp16))
+        self.estimator, self.refiner = model.estimator, model.refiner
         if flow_scale is not None and not 0 < flow_scale <= 1:
             raise InputError(f"--flow-scale: {flow_scale} must be in (0, 1]")
         self.flow_scale = flow_scale
-        # fp16 only inside the network (autocast); projection, warping and blending stay float32.
-        self.fp16 = self.device.type == "cuda" if fp16 is None else fp16
+        # fp16 only where the model says it is safe, and only on CUDA; the rest stays float32.
+        self.fp16 = self.device.type == "cuda" and (model.fp16 if fp16 is None else fp16)
+
+    def _precision(self):
+        if not self.fp16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.float16)
 
     @property
     def flow_name(self) -> str:
@@ -111,16 +164,9 @@ class Interpolator:
             size = (max(8, round(h * scale)), max(8, round(w * scale)))
             a = F.interpolate(a, size=size, mode="bilinear", align_corners=False, antialias=True)
             b = F.interpolate(b, size=size, mode="bilinear", align_corners=False, antialias=True)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16 and self.device.type == "cuda"):
+        with self._precision():
             flow_01, flow_10 = self.estimator.estimate(a, b)
-        flow_01 = resize_flow(flow_01.float(), (h, w))
-        flow_10 = resize_flow(flow_10.float(), (h, w))
-        return PairFlows(
-            flow_01,
-            flow_10,
-            occlusion.consistency_error(flow_01, flow_10),
-            occlusion.consistency_error(flow_10, flow_01),
-        )
+        return pair_flows(resize_flow(flow_01.float(), (h, w)), resize_flow(flow_10.float(), (h, w)))
 
     @torch.no_grad()
     def frame(self, image0: torch.Tensor, image1: torch.Tensor, flows: PairFlows, t: float) -> torch.Tensor:
@@ -129,10 +175,7 @@ class Interpolator:
             return image0
         if t >= 1:
             return image1
-        projection = project_flow(flows.flow_01, flows.flow_10, t, flows.error_0, flows.error_1)
-        result = synthesize(image0, image1, projection, t, flows.error_0, flows.error_1, flows.flow_01, flows.flow_10)
-        refine = getattr(self.estimator, "refine", None)
-        image = refine(image0, image1, projection, result, t) if refine is not None else result.image
+        image = render(image0, image1, flows, t, self.refiner, self._precision()).image
         return image.clamp(0, 1).to(image0.dtype)
 
     def interpolate(self, image0, image1, t: float | Sequence[float]):

@@ -7,19 +7,17 @@
         scene cut       -> the nearer of frames i and i+1, never a blend
         otherwise       -> Interpolator: flows once per pair, then project -> synthesize for each t
 
-Decoding and encoding run in their own threads behind bounded queues, so memory stays bounded
-whatever the video's length and each output frame is handed to the encoder as soon as it exists.
-A worker's exception is re-raised in the calling thread.
+Decoding and encoding run in their own threads behind bounded queues (``threads``), so memory
+stays bounded whatever the video's length and each output frame is handed to the encoder as soon
+as it exists. Output safety (temporary name, rename on success) is ``outputs``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,14 +28,13 @@ from . import scene
 from .config import ConvertConfig
 from .decode import SourceFrame, VideoSource
 from .encode import VideoSink
-from .errors import InputError
 from .interpolate import Interpolator
+from .outputs import atomic_output, check_output
 from .tensors import to_image, to_tensor
+from .threads import BackgroundWriter, background
 from .timing import output_frame_count, retime, snap_to_grid
 
 logger = logging.getLogger(__name__)
-
-QUEUE_FRAMES = 8
 
 
 @dataclass
@@ -61,103 +58,6 @@ class Stats:
 
 def _fps_text(fps: Fraction) -> str:
     return str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator} (~{float(fps):.3f})"
-
-
-_DONE = object()
-
-
-class _Failure:
-    def __init__(self, where: str, error: BaseException) -> None:
-        self.where, self.error = where, error
-
-
-def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _get(q: queue.Queue, alive: Callable[[], bool]) -> object:
-    while True:
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            if not alive():
-                return _DONE
-
-
-def background(items: Iterable, name: str, maxsize: int = QUEUE_FRAMES) -> Iterator:
-    """Iterate ``items`` in a thread, through a bounded queue; its errors surface here."""
-    q: queue.Queue = queue.Queue(maxsize)
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not _put(q, item, stop):
-                    return
-            _put(q, _DONE, stop)
-        except BaseException as exc:  # forwarded to the consumer, raised there
-            _put(q, _Failure(name, exc), stop)
-
-    thread = threading.Thread(target=work, name=name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = _get(q, thread.is_alive)
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
-class BackgroundWriter:
-    """Calls ``write(item)`` in a thread for each ``put``; ``close`` drains, joins and re-raises."""
-
-    def __init__(self, write: Callable[[object], None], name: str, maxsize: int = QUEUE_FRAMES) -> None:
-        self._q: queue.Queue = queue.Queue(maxsize)
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._write = write
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
-
-    def _work(self) -> None:
-        try:
-            while True:
-                item = _get(self._q, lambda: not self._stop.is_set())
-                if item is _DONE:
-                    return
-                self._write(item)
-        except BaseException as exc:
-            self._error = exc
-            self._stop.set()
-
-    def put(self, item: object) -> None:
-        if self._error is None and not _put(self._q, item, self._stop) and self._error is None:
-            raise RuntimeError("writer stopped")
-        self._raise()
-
-    def close(self, drain: bool = True) -> None:
-        if drain and self._error is None:
-            _put(self._q, _DONE, self._stop)
-        else:
-            self._stop.set()
-        self._thread.join()
-        self._raise()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
 
 
 class _Pairs:
@@ -226,7 +126,7 @@ def run(
     with sink_factory(fps) as sink:
         writer = BackgroundWriter(lambda item: sink.write(*item), "memc-encode")
         try:
-            for out in retime(pts_stream(), fps):
+            for out in retime(pts_stream(), fps, frame_duration=1 / info.fps):
                 for old in [k for k in frames if k < out.source]:  # keep only the pair in use
                     frames.pop(old)
                     tensors.pop(old, None)
@@ -262,31 +162,6 @@ def estimated_output_frames(source: VideoSource, fps: Fraction) -> int | None:
     return output_frame_count(info.start, info.start + info.duration, fps)
 
 
-def temporary_path(dst: Path) -> Path:
-    """A hidden name beside ``dst`` with the same extension, so the container is still inferred."""
-    return dst.with_name(f".{dst.stem}.memc-tmp-{os.getpid()}{dst.suffix}")
-
-
-def check_output(src: str, dst: str, overwrite: bool) -> None:
-    """Refuse to overwrite the input, or an existing output unless asked."""
-    if dst == "-":
-        return
-    dst_path = Path(dst)
-    if src != "-" and (
-        Path(src).resolve() == dst_path.resolve()
-        or (Path(src).exists() and dst_path.exists() and os.path.samefile(src, dst_path))  # hard links
-    ):
-        raise InputError(f"output is the input: {dst} (choose another -o)")
-    if dst_path.is_dir():
-        raise InputError(f"output is a directory: {dst}")
-    if dst_path.exists() and not overwrite:
-        raise InputError(f"output exists: {dst} (use --overwrite/-y to replace it)")
-    if not dst_path.parent.exists():
-        raise InputError(f"output folder does not exist: {dst_path.parent}")
-    if not os.access(dst_path.parent, os.W_OK):
-        raise InputError(f"output folder is not writable: {dst_path.parent}")
-
-
 def convert(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -302,7 +177,7 @@ def convert(
     interruption the temporary file is removed and an existing output is left untouched.
     """
     src, dst = os.fspath(src), os.fspath(dst)
-    check_output(src, dst, overwrite)
+    check_output(dst, overwrite, inputs=(src,))
     opts = config.input
     with VideoSource(
         src,
@@ -315,26 +190,24 @@ def convert(
         fps = config.output_fps(info.fps)
         progress = progress_factory(estimated_output_frames(source, fps)) if progress_factory else None
         copy_from = src if src != "-" else None  # audio, subtitles, chapters, metadata
-        tmp = temporary_path(Path(dst)) if dst != "-" else None
 
-        def make_sink(rate: Fraction) -> VideoSink:
-            return VideoSink(
-                tmp if tmp is not None else "-",
-                fps=rate,
-                width=info.width,
-                height=info.height,
-                source=info,
-                options=config.encode,
-                format=config.output_format,
-                copy_streams_from=copy_from,
-            )
+        def make_sink(target: str | Path) -> Callable[[Fraction], VideoSink]:
+            def sink(rate: Fraction) -> VideoSink:
+                return VideoSink(
+                    target,
+                    fps=rate,
+                    width=info.width,
+                    height=info.height,
+                    source=info,
+                    options=config.encode,
+                    format=config.output_format,
+                    copy_streams_from=copy_from,
+                    label=dst,
+                )
 
-        try:
-            stats = run(source, make_sink, interpolator, config, progress)
-            if tmp is not None:
-                os.replace(tmp, dst)
-        except BaseException:
-            if tmp is not None and tmp.exists():
-                tmp.unlink()
-            raise
-    return stats  # a truncated input was already reported by decode
+            return sink
+
+        if dst == "-":
+            return run(source, make_sink("-"), interpolator, config, progress)
+        with atomic_output(dst) as tmp:
+            return run(source, make_sink(tmp), interpolator, config, progress)

@@ -1,20 +1,52 @@
 """Progress bars on stderr, for people at a terminal: shared by the CLI and batches.
 
-Bars appear only when stderr is a terminal and the user did not ask for quiet, so logs and
-pipes stay clean; stdout is never touched (it may carry video).
+Bars appear only when stderr is a terminal. Elsewhere (logs, CI, cron) a plain line every
+``LINE_SECONDS`` says how far a file is, so a long run is visibly alive; ``quiet`` silences both.
+stdout is never touched (it may carry video).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 ProgressFactory = Callable[[int | None], Callable[[int], None]]
 
 
+LINE_SECONDS = 5.0
+
+
 def bars_enabled(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
+
+
+class ProgressLines:
+    """``update(n)`` that prints ``memc: NAME: 120/317 frames (38%), 2.1 frames/s, about 1m34s left``
+    at most every ``every`` seconds: progress for a stderr that is not a terminal."""
+
+    def __init__(self, name: str, total: int | None, every: float | None = None) -> None:
+        self.name, self.total = name, total
+        self.every = LINE_SECONDS if every is None else every
+        self.done = 0
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        rate = self.done / max(now - self.started, 1e-9)
+        text = f"memc: {self.name}: {self.done}"
+        if self.total:
+            text += f"/{self.total} frames ({100 * self.done / self.total:.0f}%), {rate:.1f} frames/s"
+            left = max(self.total - self.done, 0) / rate if rate > 0 else 0
+            text += f", about {int(left // 60)}m{int(left % 60):02d}s left"
+        else:
+            text += f" frames, {rate:.1f} frames/s"
+        print(text, file=sys.stderr, flush=True)
 
 
 class progress_bar:
@@ -28,6 +60,7 @@ class progress_bar:
         self, quiet: bool, name: str, *, position: int = 0, on_frames: Callable[[int], None] | None = None
     ) -> None:
         self.enabled = bars_enabled(quiet)
+        self.quiet = quiet
         self.name = name
         self.position = position
         self.on_frames = on_frames
@@ -55,7 +88,23 @@ class progress_bar:
 
             return update
 
-        return factory if self.enabled else None
+        if self.enabled:
+            return factory
+        if self.quiet:
+            return None
+
+        def lines(total: int | None) -> Callable[[int], None]:
+            update = ProgressLines(self.name, total)
+            if self.on_frames is None:
+                return update
+
+            def both(n: int) -> None:
+                update(n)
+                self.on_frames(n)
+
+            return both
+
+        return lines
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:

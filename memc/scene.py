@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-DEFAULT_THRESHOLD = 0.4
 THUMBNAIL = (36, 64)
 BINS = 16
 FLOW_FAILURE_CUT = 0.5  # share of pixels failing the consistency test

@@ -28,6 +28,7 @@ _NTSC = {
     "119.88": Fraction(120000, 1001),
     "239.76": Fraction(240000, 1001),
 }
+MAX_FPS = 1000  # above it, nothing plays the file and the frame count explodes: surely a typo
 _RATIONAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:[/:]\s*(\d+(?:\.\d+)?))?\s*$")
 
 
@@ -51,8 +52,8 @@ def parse_fps(text: str | int | float | Fraction, *, name: str = "--fps") -> Fra
         value = num / den
     if value <= 0:
         raise InputError(f"{name}: {text!r} must be positive")
-    if value > 1000:
-        raise InputError(f"{name}: {text!r} is above the 1000 fps limit")
+    if value > MAX_FPS:
+        raise InputError(f"{name}: {text!r} is above the {MAX_FPS} fps limit")
     return value
 
 
@@ -81,11 +82,17 @@ def output_frame_count(start: Fraction, end: Fraction, fps: Fraction) -> int:
     return first_index_at_or_after(end, start, fps)
 
 
-def retime(source_pts: Iterable[Fraction], fps: Fraction, end: Fraction | None = None) -> Iterator[OutputFrame]:
+def retime(
+    source_pts: Iterable[Fraction],
+    fps: Fraction,
+    end: Fraction | None = None,
+    frame_duration: Fraction | None = None,
+) -> Iterator[OutputFrame]:
     """Map output frames onto source intervals, streaming.
 
     ``source_pts`` must increase strictly. ``end`` is where the last source frame stops showing;
-    without it the last frame lasts as long as the interval before it (CFR behaviour).
+    without it the last frame lasts as long as the interval before it (CFR behaviour), and a lone
+    frame lasts ``frame_duration`` (the source's nominal 1/fps; one output frame if not given).
     """
     it = iter(source_pts)
     try:
@@ -104,7 +111,8 @@ def retime(source_pts: Iterable[Fraction], fps: Fraction, end: Fraction | None =
             yield OutputFrame(k, at, i, (at - prev) / step)
         prev, last_step, i = pts, step, i + 1
     if end is None:
-        end = prev + (last_step if last_step is not None else 1 / fps)
+        lone = frame_duration if frame_duration is not None else 1 / fps
+        end = prev + (last_step if last_step is not None else lone)
     # Past the last source frame there is nothing to move towards: hold it (t = 0).
     for k in output_times(prev, end, start, fps):
         yield OutputFrame(k, start + Fraction(k) / fps, i, Fraction(0))

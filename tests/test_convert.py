@@ -143,10 +143,7 @@ def test_scene_cut_is_never_blended(tmp_path, capsys):
     assert psnr(frames[14], decoded[6]) < 30  # without detection it morphs across the cut
 
 
-def test_truncated_input_converts_what_decodes(tmp_path, clip24, capsys):
-    src = tmp_path / "cut.mp4"
-    write_clip(src, [np.full((48, 64, 3), k * 5, np.uint8) for k in range(48)], 24, codec="libx264")
-    data = src.read_bytes()
+def test_truncated_input_converts_what_decodes(tmp_path, capsys):
     mkv = tmp_path / "trunc.mkv"
     write_clip(mkv, [np.full((48, 64, 3), k * 5, np.uint8) for k in range(48)], 24, codec="ffv1")
     mkv.write_bytes(mkv.read_bytes()[: int(len(mkv.read_bytes()) * 0.5)])
@@ -155,7 +152,6 @@ def test_truncated_input_converts_what_decodes(tmp_path, clip24, capsys):
     assert code == 0, err
     assert "truncated" in err
     assert 0 < probe(out)["frames"] < 96
-    del data
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,12 @@ import pytest
 import torch
 from synthetic import Scene, psnr
 
+from memc import config
 from memc.errors import WeightsError
-from memc.estimate import DISEstimator, build_estimator
+from memc.estimate import DISEstimator, MotionModel, build_estimator
 from memc.interpolate import Interpolator
-from memc.models import find_weights, load_estimator, load_model, save_weights, shipped_weights
-from memc.models.learned import LearnedEstimator
+from memc.models import build_learned, find_weights, load_model, save_weights, shipped_weights
+from memc.models.learned import LearnedEstimator, LearnedRefiner
 from memc.models.refine import RefineNet
 
 # The shipped weights (v2, weights/README.md) tie with dis on the synthetic scene below
@@ -48,7 +49,10 @@ def test_untrained_net_reproduces_dis():
     scene = Scene()
     image0, image1 = scene.frame_u8(0), scene.frame_u8(2)
     dis = Interpolator("cpu", DISEstimator()).interpolate(image0, image1, 0.5)
-    learned = Interpolator("cpu", LearnedEstimator(RefineNet())).interpolate(image0, image1, 0.5)
+    net = RefineNet()
+    learned = Interpolator("cpu", MotionModel(LearnedEstimator(net), LearnedRefiner(net))).interpolate(
+        image0, image1, 0.5
+    )
     assert abs(dis.astype(int) - learned.astype(int)).max() <= 1  # rounding of the same float result
 
 
@@ -58,10 +62,11 @@ def test_odd_sizes(size):
     gen = torch.Generator().manual_seed(0)
     image0 = torch.rand(1, 3, h, w, generator=gen)
     image1 = torch.roll(image0, 2, dims=-1)
-    estimator = LearnedEstimator(RefineNet())
+    net = RefineNet()
+    estimator = LearnedEstimator(net)
     flow_01, flow_10 = estimator.estimate(image0, image1)
     assert flow_01.shape == flow_10.shape == (1, 2, h, w)
-    out = Interpolator("cpu", estimator).interpolate(image0, image1, [0.3, 0.5])
+    out = Interpolator("cpu", estimator, refiner=LearnedRefiner(net)).interpolate(image0, image1, [0.3, 0.5])
     assert all(o.shape == (1, 3, h, w) for o in out)
 
 
@@ -70,14 +75,12 @@ def test_missing_weights(tmp_path, monkeypatch):
     with pytest.raises(WeightsError, match="none.pt"):
         find_weights(missing)
     with pytest.raises(WeightsError):
-        load_estimator("cpu", weights=missing)
+        build_learned("cpu", weights=missing)
     monkeypatch.setenv("MEMC_WEIGHTS", str(missing))
     with pytest.raises(WeightsError, match="MEMC_WEIGHTS"):
         find_weights()
     # a broken $MEMC_WEIGHTS does not break auto: it is the classical default
-    from memc.estimate import AUTO
-
-    assert build_estimator("auto", torch.device("cpu")).name == AUTO
+    assert build_estimator("auto", torch.device("cpu")).name == config.AUTO_ESTIMATOR
     with pytest.raises(WeightsError):
         build_estimator("learned", torch.device("cpu"))
 
@@ -85,7 +88,7 @@ def test_missing_weights(tmp_path, monkeypatch):
 def test_corrupt_and_roundtrip_weights(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="corrupt"):
+    with pytest.raises(WeightsError, match="not a memc weights file"):
         load_model("learned", bad)
     good = tmp_path / "good.pt"
     net = RefineNet(flow_width=8, synthesis_widths=(8, 8, 8, 8))
@@ -94,17 +97,12 @@ def test_corrupt_and_roundtrip_weights(tmp_path):
     assert loaded.config == net.config
 
 
-def test_auto_picks_learned_only_when_registry_says_it_beats_dis(monkeypatch):
-    import dataclasses
-
-    from memc import models
-
-    assert build_estimator("learned", torch.device("cpu")).name == "learned"
-    # a broken $MEMC_WEIGHTS does not break auto: it is the classical default
-    from memc.estimate import AUTO
-
-    assert build_estimator("auto", torch.device("cpu")).name == AUTO  # v1 ties dis: not the default
-    assert build_estimator("auto", torch.device("cpu"), weights=str(shipped_weights())).name == "learned"
-    promoted = dataclasses.replace(models.MODELS["learned"], auto=True)
-    monkeypatch.setitem(models.MODELS, "learned", promoted)
-    assert build_estimator("auto", torch.device("cpu")).name == "learned"
+def test_auto_is_the_registry_default_or_what_the_weights_belong_to(monkeypatch):
+    cpu = torch.device("cpu")
+    learned = build_estimator("learned", cpu)
+    assert learned.name == "learned" and learned.refiner is not None and learned.fp16
+    assert build_estimator("auto", cpu).name == config.AUTO_ESTIMATOR == "dis-bm"  # learned v1 ties dis
+    assert build_estimator("auto", cpu).refiner is None
+    assert build_estimator("auto", cpu, weights=str(shipped_weights())).name == "learned"
+    monkeypatch.setattr(config, "AUTO_ESTIMATOR", "learned")  # promoting a model is one line in config
+    assert build_estimator("auto", cpu).name == "learned"

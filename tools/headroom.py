@@ -15,9 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from memc.evaluate import find_clips, pairs, psnr
-from memc.interpolate import Interpolator
-from memc.project import project_flow
-from memc.synthesize import synthesize
+from memc.interpolate import Interpolator, render
 
 
 def block_oracle(candidates: list[torch.Tensor], target: torch.Tensor, block: int) -> torch.Tensor:
@@ -35,8 +33,7 @@ def block_oracle(candidates: list[torch.Tensor], target: torch.Tensor, block: in
 
 def candidates(half: Interpolator, image0, image1, flows, flows_half, target, t: float) -> dict[str, torch.Tensor]:
     """Every scored image at t; ``flows`` / ``flows_half`` are the pair's, estimated once for all t."""
-    projection = project_flow(flows.flow_01, flows.flow_10, t, flows.error_0, flows.error_1)
-    s = synthesize(image0, image1, projection, t, flows.error_0, flows.error_1, flows.flow_01, flows.flow_10)
+    s = render(image0, image1, flows, t).synthesis
     at_half = half.frame(image0, image1, flows_half, t)
     average = (1 - t) * s.warped0 + t * s.warped1
     return {

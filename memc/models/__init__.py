@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..config import ESTIMATORS
 from ..errors import WeightsError
+from ..estimate import MotionModel
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +27,12 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A network: how to build it from a weights file's ``config``. Its weights file name and
+    whether ``auto`` picks it live in the estimator registry (``config.ESTIMATORS``)."""
+
     name: str
     builder: Callable[..., torch.nn.Module]
-    weights_file: str  # inside the memc.weights package
     stride: int
-    # Whether ``--flow auto`` picks this model when its weights load. Only a model that beats DIS on
-    # the dev protocol (weights/README.md) earns it: otherwise auto would be slower for nothing.
-    auto: bool = False
 
 
 def _build_refine(**config) -> torch.nn.Module:
@@ -41,8 +41,7 @@ def _build_refine(**config) -> torch.nn.Module:
     return RefineNet(**config)
 
 
-# learned v1 ties DIS on dev (31.78 vs 31.79 dB) at 2-4x the cost: selectable, not the default.
-MODELS = {"learned": ModelSpec("learned", _build_refine, "learned.pt", 8, auto=False)}
+MODELS = {"learned": ModelSpec("learned", _build_refine, 8)}
 
 
 def list_models() -> list[str]:
@@ -53,7 +52,7 @@ def shipped_weights(name: str = "learned") -> Path:
     """Where the package keeps the weights of model ``name`` (the repo's ``weights/`` folder)."""
     import memc.weights
 
-    return Path(memc.weights.__file__).parent / MODELS[name].weights_file
+    return Path(memc.weights.__file__).parent / ESTIMATORS[name].weights
 
 
 def find_weights(weights: str | os.PathLike | None = None, name: str = "learned") -> Path:
@@ -90,19 +89,24 @@ def load_model(name: str = "learned", weights: str | os.PathLike | None = None) 
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         model = MODELS[name].builder(**checkpoint["config"])
         model.load_state_dict(checkpoint["state_dict"])
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any file can be handed over as weights; each failure is one line
+        reason = " ".join(str(exc).split())[:200]
         raise WeightsError(
-            f"weights file {path} is corrupt or does not fit model {name!r}: {type(exc).__name__}: {exc}"
+            f"{path} is not a memc weights file for model {name!r} (or it is damaged): {type(exc).__name__}: {reason}"
         ) from exc
     logger.info("loaded %s weights from %s", name, path)
     return model.eval()
 
 
-def load_estimator(device: torch.device | str, weights: str | os.PathLike | None = None, *, dis_preset: str = "medium"):
-    """The learned estimator on ``device``: raises WeightsError when its weights do not load."""
-    from .learned import LearnedEstimator
+def build_learned(
+    device: torch.device | str, *, dis_preset: str = "medium", weights: str | os.PathLike | None = None
+) -> MotionModel:
+    """The ``learned`` registry entry: estimator and refiner sharing one network on ``device``;
+    raises WeightsError when its weights do not load."""
+    from .learned import LearnedEstimator, LearnedRefiner
 
-    return LearnedEstimator(load_model("learned", weights).to(device), dis_preset=dis_preset)
+    net = load_model("learned", weights).to(device)
+    return MotionModel(LearnedEstimator(net, dis_preset=dis_preset), LearnedRefiner(net), fp16=True)
 
 
 def save_weights(model: torch.nn.Module, path: str | os.PathLike, extra: dict | None = None) -> None:

@@ -4,8 +4,8 @@
     refine:    (the Interpolator's projection + synthesis at t) -> SynthesisRefiner -> frame at t
 
 ``refine_flows`` and ``refine_frame`` are the functions training uses too, so the trained path and
-the shipped path are the same code. The networks run under autocast on CUDA; flows, projection
-and warping stay float32.
+the shipped path are the same code. ``Interpolator`` runs them under autocast on CUDA (the registry
+entry says fp16 is safe); flows, projection and warping stay float32.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def refine_frame(
 
 
 class LearnedEstimator:
-    """``estimate`` and the ``refine`` hook of the Interpolator, backed by one ``RefineNet``."""
+    """DIS flows corrected by the network's flow refiner."""
 
     name = "learned"
 
@@ -70,20 +70,22 @@ class LearnedEstimator:
         self.net = net.eval()
         self.dis = DISEstimator(dis_preset)
 
-    def _autocast(self, device: torch.device):
-        return torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda")
-
     @torch.no_grad()
     def estimate(self, image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_shape(image0, "image0", channels=3)
         check_shape(image1, "image1", channels=3)
         flow_01, flow_10 = self.dis.estimate(image0, image1)
-        with self._autocast(image0.device):
-            return refine_flows(self.net, image0, image1, flow_01, flow_10)
+        return refine_flows(self.net, image0, image1, flow_01, flow_10)
+
+
+class LearnedRefiner:
+    """The Interpolator's refiner stage: the network's U-Net on the synthesized frame."""
+
+    def __init__(self, net: RefineNet) -> None:
+        self.net = net.eval()
 
     @torch.no_grad()
-    def refine(
+    def __call__(
         self, image0: torch.Tensor, image1: torch.Tensor, projection: Projection, synthesis: Synthesis, t: float
     ) -> torch.Tensor:
-        with self._autocast(image0.device):
-            return refine_frame(self.net, image0.float(), image1.float(), projection, synthesis, t)
+        return refine_frame(self.net, image0.float(), image1.float(), projection, synthesis, t)

@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import occlusion
+from ..estimate import MotionModel
+from ..interpolate import pair_flows, render
 from ..models import save_weights
-from ..models.learned import LearnedEstimator, refine_flows, refine_frame
+from ..models.learned import LearnedEstimator, LearnedRefiner, refine_flows
 from ..models.refine import RefineNet
-from ..project import project_flow
-from ..synthesize import synthesize
 from .data import Batches, build_cache
 
 logger = logging.getLogger(__name__)
@@ -73,12 +72,9 @@ def psnr_loss(a: torch.Tensor, b: torch.Tensor, floor: float = 1e-5) -> torch.Te
 
 def forward(net: RefineNet, image0, image1, t, flow_01, flow_10) -> tuple[torch.Tensor, torch.Tensor]:
     """The frame at t after the refiners, and the classical synthesis before the U-Net."""
-    flow_01, flow_10 = refine_flows(net, image0, image1, flow_01, flow_10)
-    error_0 = occlusion.consistency_error(flow_01, flow_10)
-    error_1 = occlusion.consistency_error(flow_10, flow_01)
-    projection = project_flow(flow_01, flow_10, t, error_0, error_1)
-    synthesis = synthesize(image0, image1, projection, t, error_0, error_1, flow_01, flow_10)
-    return refine_frame(net, image0, image1, projection, synthesis, t), synthesis.image
+    flows = pair_flows(*refine_flows(net, image0, image1, flow_01, flow_10))
+    rendered = render(image0, image1, flows, t, LearnedRefiner(net))
+    return rendered.image, rendered.synthesis.image
 
 
 def quick_dev(net: RefineNet, config: dict) -> dict[str, float]:
@@ -90,7 +86,8 @@ def quick_dev(net: RefineNet, config: dict) -> dict[str, float]:
     if not dev.is_dir():
         return {}
     net.eval()
-    predictors = {"learned": interpolator_predictor(Interpolator("cpu", LearnedEstimator(net)))}
+    model = MotionModel(LearnedEstimator(net), LearnedRefiner(net))
+    predictors = {"learned": interpolator_predictor(Interpolator("cpu", model))}
     with torch.inference_mode():
         report = evaluate(
             dev, predictors, clips=config["eval_clips"], max_pairs=config["eval_pairs"], scale=config["eval_scale"]
