@@ -131,6 +131,7 @@ def test_all_failing_leaves_no_output_folder(tree: Path, tmp_path: Path, interpo
     out = tmp_path / "new" / "out"
     assert run_batch([tree / "c"], out, CONFIG, interpolator) == ExitStatus.PARTIAL
     assert not (tmp_path / "new").exists()
+    assert "0 converted, 0 skipped, 2 failed" in capsys.readouterr().err
 
 
 def test_output_folder_inside_input_is_not_an_input(tree: Path):
@@ -152,7 +153,7 @@ def test_refused_before_starting(tree: Path, tmp_path: Path, case: str):
     if case == "clash":
         (tree / "a" / "three.mp4").write_bytes((tree / "three.mp4").read_bytes())  # ... but this clashes
     with pytest.raises(InputError):
-        discover(inputs, out, pattern)
+        run_batch(inputs, out, CONFIG, lambda: pytest.fail("a refused batch must not load the model"), pattern=pattern)
     assert not (tmp_path / "o").exists()
 
 
@@ -166,7 +167,7 @@ def test_is_video(tree: Path):
     assert is_video(renamed)  # probed
 
 
-def test_model_loads_once_and_only_when_needed(tree: Path, tmp_path: Path, interpolator, capsys):
+def test_model_loads_once_and_only_when_needed(tree: Path, tmp_path: Path, interpolator):
     loads = []
 
     def load() -> Interpolator:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,7 +74,7 @@ def test_default_output_name_and_refusals(tmp_path, clip24, capsys):
         (24, 24, ["--factor", "2"], 48, 48),
     ],
 )
-def test_rate_pairs(tmp_path, scene, capsys, fps_in, frames, args, rate, expected):
+def test_rate_pairs(tmp_path, capsys, fps_in, frames, args, rate, expected):
     src = tmp_path / "in.mkv"
     small = Scene(height=48, width=64, size=16)
     write_clip(src, [small.frame_u8(k) for k in range(frames)], fps_in)
@@ -139,6 +140,7 @@ def test_scene_cut_is_never_blended(tmp_path, capsys):
         ["convert", src, "--fps", "60", "-o", out, "-y", "--flow", "dis", "-c:v", "ffv1", "--no-scene-detect", "-q"],
         capsys,
     )
+    assert code == 0, err
     frames = decode_rgb(out)
     assert psnr(frames[14], decoded[6]) < 30  # without detection it morphs across the cut
 
@@ -177,15 +179,15 @@ def test_bad_input_is_one_line_nonzero_no_output(tmp_path, capsys, make, args, m
     assert code != 0
     assert message in err, err
     assert "Traceback" not in err
-    assert not (tmp_path / "o.mp4").exists()
-    assert not list(tmp_path.glob(".*memc-tmp*"))
+    assert {p.name for p in tmp_path.iterdir()} <= {"notes.txt", "in.mkv"}  # no output, no temporary
 
 
-def test_unwritable_output_folder(tmp_path, capsys):
-    if os.geteuid() == 0:
-        pytest.skip("root can write anywhere")
+def test_unwritable_output_folder(tmp_path, capsys, monkeypatch):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
+    if os.geteuid() == 0:  # root may write anywhere: let the check see what a user would
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode: real_access(path, mode) and Path(path) != locked)
     write_clip(tmp_path / "in.mkv", [np.zeros((16, 16, 3), np.uint8)] * 3, 24, codec="ffv1")
     code, err = run_cli(["convert", tmp_path / "in.mkv", "--fps", "48", "-o", locked / "o.mkv"], capsys)
     assert code == 1 and "writable" in err

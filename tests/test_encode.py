@@ -336,7 +336,7 @@ def test_exception_inside_with_closes_without_flushing(tmp_path):
             sink.write(noise(0), 0)
             raise RuntimeError("boom")
     sink.close()  # idempotent after an abort
-    assert sink.frames_written == 1
+    assert not path.exists()  # nothing flushed, not even a header: the caller has nothing to clean
 
 
 def test_metadata_and_chapters_are_copied(tmp_path):

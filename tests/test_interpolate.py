@@ -62,6 +62,8 @@ def test_sixteen_bit_in_sixteen_bit_out(dis):
     f1 = (scene.render(1) * 65535).round().astype(np.uint16)
     out = dis.interpolate(f0, f1, 0.5)
     assert out.dtype == np.uint16 and out.shape == f0.shape
+    # measured 37.4 dB, as the 8-bit path
+    assert psnr((out / 257).round().astype(np.uint8), scene.frame_u8(0.5), 8) > 34
 
 
 def test_odd_size_and_flow_scale():
@@ -69,6 +71,7 @@ def test_odd_size_and_flow_scale():
     ip = Interpolator(device="cpu", flow="dis", flow_scale=0.5)
     out = ip.interpolate(scene.frame_u8(0), scene.frame_u8(1), 0.5)
     assert out.shape == (61, 97, 3)
+    assert psnr(out, scene.frame_u8(0.5), 8) > 33  # measured 35.1; a plain blend is 30.3
 
 
 def test_bad_arguments():

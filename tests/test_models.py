@@ -95,6 +95,7 @@ def test_corrupt_and_roundtrip_weights(tmp_path):
     save_weights(net, good)
     loaded = load_model("learned", good)
     assert loaded.config == net.config
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), loaded.state_dict().values()))
 
 
 def test_auto_is_the_registry_default_or_what_the_weights_belong_to(monkeypatch):

@@ -51,11 +51,13 @@ def test_psnr_loss_is_minus_mean_psnr_over_100():
 
 
 def test_train_steps_save_and_resume(tmp_path):
-    threads = torch.get_num_threads()  # train() sets the thread count from its config
+    threads = torch.get_num_threads()  # train() sets the thread count and torch's seed from its config
+    rng = torch.get_rng_state()
     try:
         _train_twice(tmp_path)
     finally:
         torch.set_num_threads(threads)
+        torch.set_rng_state(rng)
 
 
 def _train_twice(tmp_path):
