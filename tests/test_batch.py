@@ -56,6 +56,7 @@ def files_under(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
 
 
+@pytest.mark.slow
 def test_cli_batch_converts_the_good_names_the_broken(tree: Path, tmp_path: Path):
     out = tmp_path / "out"
     result = subprocess.run(

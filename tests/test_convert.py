@@ -12,6 +12,8 @@ from synthetic import Scene, psnr
 
 from memc.cli import main
 
+pytestmark = pytest.mark.slow  # end to end through the CLI
+
 FAST = ["--dis-preset", "ultrafast", "--preset", "ultrafast", "-q"]
 
 

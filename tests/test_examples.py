@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from media import probe, write_clip
 
+pytestmark = pytest.mark.slow  # the shipped examples, end to end
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FAST = ["--flow", "dis", "--dis-preset", "ultrafast", "--preset", "ultrafast"]
 

@@ -23,6 +23,8 @@ from click.testing import CliRunner
 
 from memc.cli import cli
 
+pytestmark = pytest.mark.slow  # end to end through pipes
+
 W, H = 64, 48
 FAST = ["--flow", "dis", "--dis-preset", "ultrafast"]
 MEMC = [sys.executable, "-m", "memc", "convert", "-", "--fps", "60", *FAST]

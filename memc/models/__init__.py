@@ -18,6 +18,7 @@ import torch
 from ..config import ESTIMATORS
 from ..errors import WeightsError
 from ..estimate import MotionModel
+from ..outputs import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -112,4 +113,5 @@ def build_learned(
 def save_weights(model: torch.nn.Module, path: str | os.PathLike, extra: dict | None = None) -> None:
     """Write a self-describing weights file: plain state_dict, builder config, format version."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "config": dict(model.config), "version": FORMAT_VERSION, **(extra or {})}, path)
+    with atomic_output(path) as tmp:
+        torch.save({"state_dict": state, "config": dict(model.config), "version": FORMAT_VERSION, **(extra or {})}, tmp)

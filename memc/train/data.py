@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..estimate import DISEstimator
+from ..outputs import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +118,8 @@ def build_cache(data: Path, out: Path, *, samples: int, crop: int, seed: int, in
         logger.info("cache: %s -> %d windows", file, len(wanted))
     array = np.stack(windows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.npy")
-    np.save(tmp, array)
-    tmp.rename(out)
+    with atomic_output(out) as tmp:
+        np.save(tmp, array)
     out.with_suffix(".json").write_text(json.dumps({"clips": sorted(set(names)), "count": len(names)}, indent=1))
     return out
 

@@ -28,6 +28,7 @@ from ..interpolate import pair_flows, render
 from ..models import save_weights
 from ..models.learned import LearnedEstimator, LearnedRefiner, refine_flows
 from ..models.refine import RefineNet
+from ..outputs import atomic_output
 from .data import Batches, build_cache
 
 logger = logging.getLogger(__name__)
@@ -144,18 +145,17 @@ def train(config: dict) -> Path:
     log = open(run / "log.jsonl", "a")
 
     def save() -> None:
-        tmp = checkpoint.with_suffix(".tmp")
-        torch.save(
-            {
-                "model": net.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "step": step,
-                "elapsed": elapsed,
-            },
-            tmp,
-        )
-        tmp.replace(checkpoint)
+        with atomic_output(checkpoint) as tmp:
+            torch.save(
+                {
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "step": step,
+                    "elapsed": elapsed,
+                },
+                tmp,
+            )
         save_weights(net, run / "learned.pt", {"step": step})
 
     net.train()
