@@ -30,34 +30,11 @@ import av
 import av.error
 import numpy as np
 
-from .errors import DecodeError, InputError
+from .colour import RANGE_FULL, bit_depth, is_yuv, sws_matrix, yuv_range
+from .errors import DecodeError, InputError, one_line
+from .pipes import StreamReader
 
 logger = logging.getLogger(__name__)
-
-# FFmpeg AVColorSpace (stream/frame tag) -> swscale SWS_CS_* matrix. Values not listed
-# (0 RGB, 2 unspecified, 8 YCgCo, ...) fall back to BT.601, as FFmpeg itself does.
-_SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
-_SWS_BT601 = 5
-RANGE_LIMITED = 1  # AVCOL_RANGE_MPEG
-RANGE_FULL = 2  # AVCOL_RANGE_JPEG
-
-
-def sws_matrix(colorspace: int) -> int:
-    """The swscale matrix id for an FFmpeg colorspace tag (BT.601 when untagged)."""
-    return _SWS_MATRIX.get(int(colorspace), _SWS_BT601)
-
-
-def yuv_range(color_range: int, pix_fmt: str) -> int:
-    """Limited or full range for a YUV format: the tag if present, else full only for yuvj*."""
-    if color_range in (RANGE_LIMITED, RANGE_FULL):
-        return int(color_range)
-    return RANGE_FULL if pix_fmt.startswith("yuvj") else RANGE_LIMITED
-
-
-def is_yuv(pix_fmt: str) -> bool:
-    """True for YUV-family formats (the ones a colour matrix applies to)."""
-    return pix_fmt.startswith(("yuv", "nv", "p0", "p2", "p4", "y2", "uyv", "yv", "yuyv"))
-
 
 # Demuxers that turn text into pictures: a text file is not a video to interpolate.
 TEXT_DEMUXERS = {"tty", "ansi", "bin", "idf", "xbin", "adf"}
@@ -98,21 +75,6 @@ class SourceFrame:
     rgb: np.ndarray  # (H, W, 3) uint8, or uint16 for > 8-bit sources
 
 
-def _one_line(error: BaseException) -> str:
-    """An FFmpeg error as one short line (PyAV messages can carry the log tail)."""
-    text = " ".join(str(getattr(error, "strerror", None) or error).split())
-    return text or type(error).__name__
-
-
-def _bit_depth(pix_fmt: str) -> int:
-    """Bits per sample of a pixel format, from its largest component."""
-    try:
-        components = av.VideoFormat(pix_fmt).components
-        return max(c.bits for c in components) if components else 8
-    except (ValueError, TypeError):
-        return 8
-
-
 def _rotation_from_metadata(metadata: dict) -> int:
     """Legacy 'rotate' tag (clockwise degrees) as counter-clockwise degrees."""
     try:
@@ -139,36 +101,6 @@ def _parse_hms(text: str) -> Fraction | None:
     return Fraction(int(h) * 3600 + int(mi) * 60 + int(s)) + (Fraction(int(frac), 10 ** len(frac)) if frac else 0)
 
 
-class PipeFile:
-    """A standard stream handed to FFmpeg as a file object. Seekable only when the stream is a
-    redirected file, never a pipe; ``_StreamReader`` (here) and ``encode._StreamWriter`` add I/O."""
-
-    def __init__(self, stream: BinaryIO, name: str) -> None:
-        self._stream = stream
-        self.name = name
-
-    def seekable(self) -> bool:
-        return self._stream.seekable()
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self._stream.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._stream.tell()
-
-
-class _StreamReader(PipeFile):
-    """stdin for FFmpeg: ``read(n)`` returns what has arrived (up to n bytes) instead of waiting
-    for all n, so a frame is decoded as soon as it is complete, not when 32 KiB have piled up.
-    Seekable only when stdin is a file (``< in.mp4``: an MP4 index at the end needs seeking)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        super().__init__(stream, "<stdin>")
-
-    def read(self, size: int = -1) -> bytes:
-        return self._stream.read1(size)  # type: ignore[attr-defined]
-
-
 class VideoSource:
     """Context manager over one input; ``frames()`` streams its first video stream.
 
@@ -190,7 +122,7 @@ class VideoSource:
         self._name = self._describe(source)
         options = self._open_options(format, raw_size, raw_pix_fmt, raw_fps)
         if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
-            source = _StreamReader(sys.stdin.buffer)
+            source = StreamReader(sys.stdin.buffer)
             format = format or "yuv4mpegpipe"  # the documented pipe format
         elif isinstance(source, (str, os.PathLike)):
             path = os.fspath(source)
@@ -202,8 +134,8 @@ class VideoSource:
             self._container = av.open(source, mode="r", format=format, options=options)
         except (av.error.FFmpegError, ValueError, OSError) as e:
             if isinstance(e, av.error.InvalidDataError) or not isinstance(e, OSError):
-                raise InputError(f"not a video file: {self._name} ({_one_line(e)})") from e
-            raise InputError(f"cannot open {self._name}: {_one_line(e)}") from e
+                raise InputError(f"not a video file: {self._name} ({one_line(e)})") from e
+            raise InputError(f"cannot open {self._name}: {one_line(e)}") from e
         try:
             self._start(threads)
         except BaseException:
@@ -295,7 +227,7 @@ class VideoSource:
             start=self._first[1],
             duration=duration,
             frame_count=frame_count,
-            bit_depth=_bit_depth(pix_fmt),
+            bit_depth=bit_depth(pix_fmt),
             pix_fmt=pix_fmt,
             # Frame tags are authoritative; the codec context fills in what frames leave unset.
             color_range=_tag(first.color_range, cc.color_range, unset=(0,)),
@@ -321,8 +253,8 @@ class VideoSource:
                 break
             except (av.error.FFmpegError, EOFError) as e:
                 if self._decoded == 0:
-                    raise DecodeError(f"cannot decode {self._name}: {_one_line(e)}") from e
-                self._flag_truncated(f"({_one_line(e)})")
+                    raise DecodeError(f"cannot decode {self._name}: {one_line(e)}") from e
+                self._flag_truncated(f"({one_line(e)})")
                 break
             self._decoded += 1
             if frame.pts is not None:
@@ -366,7 +298,7 @@ class VideoSource:
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         """Frame -> (H, W, 3) RGB with the source matrix and range, full-range output."""
         fmt = frame.format.name
-        out = "rgb48le" if _bit_depth(fmt) > 8 else "rgb24"
+        out = "rgb48le" if bit_depth(fmt) > 8 else "rgb24"
         kwargs = {}
         if is_yuv(fmt):
             kwargs = dict(

@@ -27,9 +27,11 @@ import av
 import av.error
 import numpy as np
 
+from .colour import RANGE_FULL, RANGE_LIMITED, is_yuv, sws_matrix, yuv_range
 from .config import ENCODER_PRESETS, EncodeOptions
-from .decode import RANGE_FULL, RANGE_LIMITED, PipeFile, StreamInfo, is_yuv, sws_matrix, yuv_range
+from .decode import StreamInfo
 from .errors import EncodeError, InputError, one_line
+from .pipes import StreamWriter
 from .remux import VIDEO_ONLY_FORMATS, SideStreams
 
 logger = logging.getLogger(__name__)
@@ -75,24 +77,6 @@ def _available_video_encoders() -> str:
     return ", ".join(c for c in wanted if c in av.codecs_available)
 
 
-class _StreamWriter(PipeFile):
-    """stdout for FFmpeg: every write goes straight through (Python's buffer is flushed), so a
-    reader downstream gets each frame as soon as it is muxed. A closed reader raises
-    BrokenPipeError here, which ``write``/``close`` let through for the CLI to end quietly.
-    Seekable only when stdout is a file (``> out.mkv`` then gets its index and duration)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        super().__init__(stream, "<stdout>")
-
-    def write(self, data: bytes) -> int:
-        self._stream.write(data)
-        self._stream.flush()
-        return len(data)
-
-    def flush(self) -> None:
-        self._stream.flush()
-
-
 class VideoSink:
     """Context manager that writes frames ``write(rgb, k)`` at ``pts = k / fps``.
 
@@ -129,7 +113,7 @@ class VideoSink:
         if label is not None:
             self._name = os.fspath(label)
         container_options = {"strict": "-1"} if format == "yuv4mpegpipe" else {}
-        if isinstance(self._pipe, _StreamWriter):
+        if isinstance(self._pipe, StreamWriter):
             container_options["flush_packets"] = "1"  # low latency: each packet leaves at once
         try:
             self._container = av.open(target, mode="w", format=format, options=container_options)
@@ -154,7 +138,7 @@ class VideoSink:
         """Where to write and in which container; checks a path up front (FFmpeg opens lazily)."""
         if isinstance(dest, (str, os.PathLike)) and os.fspath(dest) == "-":
             self._name = "<stdout>"
-            self._pipe = _StreamWriter(sys.stdout.buffer)
+            self._pipe = StreamWriter(sys.stdout.buffer)
             return self._pipe, format or "yuv4mpegpipe"
         if isinstance(dest, (str, os.PathLike)):
             path = os.fspath(dest)
