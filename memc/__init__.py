@@ -23,13 +23,13 @@ __version__ = "0.1.0"
 __all__ = ["Interpolator", "convert", "__version__"]
 
 if TYPE_CHECKING:
-    from .interpolate import Interpolator
+    from .motion.interpolate import Interpolator
     from .pipeline import Stats
 
 
 def __getattr__(name: str) -> Any:
     if name == "Interpolator":
-        from .interpolate import Interpolator
+        from .motion.interpolate import Interpolator
 
         return Interpolator
     raise AttributeError(f"module 'memc' has no attribute {name!r}")
@@ -53,7 +53,7 @@ def convert(
     ``encode`` takes EncodeOptions fields (codec, crf, preset, pix_fmt). Returns the run's Stats.
     """
     from .config import ConvertConfig, EncodeOptions
-    from .interpolate import Interpolator
+    from .motion.interpolate import Interpolator
     from .pipeline import convert as run_convert
     from .timing import parse_fps
 

@@ -42,7 +42,7 @@ from .outputs import make_parents, remove_if_empty
 from .progress import BatchProgress, progress_bar
 
 if TYPE_CHECKING:
-    from .interpolate import Interpolator
+    from .motion.interpolate import Interpolator
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _probe_video(path: Path) -> bool:
     import av
     import av.error
 
-    from .decode import STILL_DEMUXERS, TEXT_DEMUXERS
+    from .io.decode import STILL_DEMUXERS, TEXT_DEMUXERS
 
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
@@ -215,7 +215,7 @@ def run_batch(
     stderr. Returns OK, or PARTIAL when any file failed. Raises InputError for a batch that
     cannot start (bad output folder, clashing outputs, nothing to convert).
     """
-    from .interpolate import Interpolator
+    from .motion.interpolate import Interpolator
     from .pipeline import convert
 
     started = time.perf_counter()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .interpolate import Interpolator
+from .motion.interpolate import Interpolator
 
 
 def _moving_texture(height: int, width: int, frames: int, seed: int = 0) -> list[np.ndarray]:

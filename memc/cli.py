@@ -137,7 +137,7 @@ def common_model_options(
 
 
 def make_interpolator(flow: str, dis_preset: str, flow_scale: float | None, weights: str | None, device: str):
-    from .interpolate import Interpolator
+    from .motion.interpolate import Interpolator
 
     return Interpolator(device=device, flow=flow, dis_preset=dis_preset, flow_scale=flow_scale, weights=weights)
 
@@ -327,7 +327,7 @@ def convert(
 
 
 def _device_or_fail(device: str):
-    from .interpolate import resolve_device
+    from .motion.interpolate import resolve_device
 
     return resolve_device(device)
 
@@ -363,7 +363,7 @@ def _parse_times(text: str) -> list[float]:
 @click.pass_context
 def pair(ctx, image0, image1, times, output, overwrite, flow, dis_preset, flow_scale, weights, device, verbose) -> None:
     """Interpolate between two images IMAGE0 and IMAGE1 (for evaluation and debugging)."""
-    from .images import read_image, write_image
+    from .io.images import read_image, write_image
     from .outputs import check_output
 
     configure_logging(ctx.obj["verbose"] + verbose, False)

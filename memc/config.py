@@ -45,14 +45,14 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
     for spec in (
         EstimatorSpec(
             "dis-bm",
-            "memc.estimate:build_dis_bm",
+            "memc.motion.estimate:build_dis_bm",
             "DIS plus block search for small fast objects",
             devices=("cpu", "cuda"),  # DIS on the CPU, block search on the images' device
         ),
-        EstimatorSpec("dis", "memc.estimate:build_dis", "OpenCV DIS alone, the fastest", devices=("cpu",)),
+        EstimatorSpec("dis", "memc.motion.estimate:build_dis", "OpenCV DIS alone, the fastest", devices=("cpu",)),
         EstimatorSpec(
             "learned",
-            "memc.models:build_learned",
+            "memc.motion.models:build_learned",
             "the shipped model: DIS refined by a CNN, plus a U-Net on the frame",
             devices=("cpu", "cuda"),
             weights="learned.pt",

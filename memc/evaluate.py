@@ -169,7 +169,7 @@ def find_clips(folder: str | Path, names: Iterable[str] | None = None) -> list[C
 
 def _frames(path: Path, scale: float, device: torch.device) -> Iterator[torch.Tensor]:
     """Decoded frames as (1, 3, H, W) tensors, downscaled (area filter) when scale < 1."""
-    from .decode import VideoSource
+    from .io.decode import VideoSource
 
     with VideoSource(str(path)) as source:
         for frame in source.frames():

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from . import scene
 from .config import ConvertConfig
-from .decode import SourceFrame, VideoSource
-from .encode import VideoSink
-from .interpolate import Interpolator
+from .io.decode import SourceFrame, VideoSource
+from .io.encode import VideoSink
+from .motion import scene
+from .motion.interpolate import Interpolator
 from .outputs import atomic_output, check_output
 from .tensors import to_image, to_tensor
 from .threads import BackgroundWriter, background

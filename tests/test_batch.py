@@ -17,7 +17,7 @@ from media import probe, write_clip
 from memc.batch import discover, is_video, run_batch
 from memc.config import ConvertConfig, EncodeOptions
 from memc.errors import ExitStatus, InputError
-from memc.interpolate import Interpolator
+from memc.motion.interpolate import Interpolator
 
 FAST = ["--flow", "dis", "--dis-preset", "ultrafast", "--preset", "ultrafast"]
 GOOD = ["a/one.mp4", "a/b/two.mkv", "three.mp4"]

@@ -14,8 +14,8 @@ import av
 import numpy as np
 import pytest
 
-from memc.decode import VideoSource
 from memc.errors import DecodeError, InputError
+from memc.io.decode import VideoSource
 
 W, H = 64, 48
 
@@ -154,7 +154,7 @@ def test_truncated_file_decodes_what_it_can(tmp_path, caplog):
     data = path.read_bytes()
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: int(len(data) * 0.6)])
-    with caplog.at_level(logging.WARNING, logger="memc.decode"), VideoSource(cut) as src:
+    with caplog.at_level(logging.WARNING, logger="memc.io.decode"), VideoSource(cut) as src:
         frames = list(src.frames())
         assert src.truncated
     assert 0 < len(frames) < 24

@@ -1,7 +1,7 @@
 """VideoSink: exact output rates, audio copy and sync, bit depth, colour tags, odd sizes, pipes, errors.
 
 Clips are tiny and encoded with fast presets; every decode check goes through PyAV directly or
-through memc.decode.VideoSource.
+through memc.io.decode.VideoSource.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import av
 import numpy as np
 import pytest
 
-from memc.decode import StreamInfo, VideoSource
-from memc.encode import EncodeOptions, VideoSink
 from memc.errors import EncodeError, InputError
+from memc.io.decode import StreamInfo, VideoSource
+from memc.io.encode import EncodeOptions, VideoSink
 
 W, H = 64, 48
 FAST = EncodeOptions(preset="ultrafast")

@@ -14,7 +14,7 @@ from synthetic import Scene
 
 from memc.cli import cli
 from memc.evaluate import blend, evaluate, find_clips, interpolation_error, interpolator_predictor, psnr, ssim
-from memc.interpolate import Interpolator
+from memc.motion.interpolate import Interpolator
 
 SHARED_DEV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dev"
 

@@ -6,7 +6,7 @@ import torch
 from synthetic import Scene, psnr
 
 from memc.errors import InputError
-from memc.interpolate import Interpolator, resolve_device
+from memc.motion.interpolate import Interpolator, resolve_device
 
 # A background moving one way and a textured square moving the other: translation plus
 # occlusion and disocclusion at the square's edges.

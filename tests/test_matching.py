@@ -7,8 +7,8 @@ import torch
 from memc import matching, occlusion
 from memc.evaluate import psnr
 from memc.hard_motion import HardMotionScene, Sprite, make_scene, procedural_texture
-from memc.interpolate import Interpolator
-from memc.project import forward_splat
+from memc.motion.interpolate import Interpolator
+from memc.motion.project import forward_splat
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:

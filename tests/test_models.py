@@ -8,11 +8,11 @@ from synthetic import Scene, psnr
 
 from memc import config
 from memc.errors import WeightsError
-from memc.estimate import DISEstimator, MotionModel, build_estimator
-from memc.interpolate import Interpolator
-from memc.models import build_learned, find_weights, load_model, save_weights, shipped_weights
-from memc.models.learned import LearnedEstimator, LearnedRefiner
-from memc.models.refine import RefineNet
+from memc.motion.estimate import DISEstimator, MotionModel, build_estimator
+from memc.motion.interpolate import Interpolator
+from memc.motion.models import build_learned, find_weights, load_model, save_weights, shipped_weights
+from memc.motion.models.learned import LearnedEstimator, LearnedRefiner
+from memc.motion.models.refine import RefineNet
 
 # The shipped weights (v2, weights/README.md) tie with dis on the synthetic scene below
 # (33.209 vs 33.209, border 8; v1 was 33.218). The guard keeps it from getting worse than dis.

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from synthetic import Scene
 
-from memc.models import load_model
+from memc.motion.models import load_model
+from memc.motion.warp import backward_warp
 from memc.train.data import Batches
 from memc.train.loop import psnr_loss, train
-from memc.warp import backward_warp
 
 CROP, SIZE = 96, 48
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from memc import occlusion
-from memc.project import fill_holes, forward_splat, project_flow
-from memc.synthesize import synthesize
+from memc.motion.project import fill_holes, forward_splat, project_flow
+from memc.motion.synthesize import synthesize
+from memc.motion.warp import backward_warp
 from memc.tensors import Padder, resize_flow, to_image, to_tensor
-from memc.warp import backward_warp
 
 
 def rand(*shape: int) -> torch.Tensor:

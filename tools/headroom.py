@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from memc.evaluate import find_clips, pairs, psnr
-from memc.interpolate import Interpolator, render
+from memc.motion.interpolate import Interpolator, render
 
 
 def block_oracle(candidates: list[torch.Tensor], target: torch.Tensor, block: int) -> torch.Tensor:

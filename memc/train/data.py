@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..estimate import DISEstimator
+from ..motion.estimate import DISEstimator
 from ..outputs import atomic_output
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _crop_most_motion(frames: list[np.ndarray], crop: int, rng: np.random.Genera
 
 def build_cache(data: Path, out: Path, *, samples: int, crop: int, seed: int, include_noncommercial: bool) -> Path:
     """Decode each train clip once and write ``samples`` windows (N, 5, crop, crop, 3) uint8 to ``out``."""
-    from ..decode import VideoSource
+    from ..io.decode import VideoSource
 
     if out.is_file():
         return out

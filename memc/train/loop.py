@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..estimate import MotionModel
-from ..interpolate import pair_flows, render
-from ..models import save_weights
-from ..models.learned import LearnedEstimator, LearnedRefiner, refine_flows
-from ..models.refine import RefineNet
+from ..motion.estimate import MotionModel
+from ..motion.interpolate import pair_flows, render
+from ..motion.models import save_weights
+from ..motion.models.learned import LearnedEstimator, LearnedRefiner, refine_flows
+from ..motion.models.refine import RefineNet
 from ..outputs import atomic_output
 from .data import Batches, build_cache
 
@@ -81,7 +81,7 @@ def forward(net: RefineNet, image0, image1, t, flow_01, flow_10) -> tuple[torch.
 def quick_dev(net: RefineNet, config: dict) -> dict[str, float]:
     """Mean dev PSNR of learned (and dis, for reference) on a few pairs per clip at reduced size."""
     from ..evaluate import evaluate, interpolator_predictor
-    from ..interpolate import Interpolator
+    from ..motion.interpolate import Interpolator
 
     dev = Path(config["data"]) / "dev"
     if not dev.is_dir():

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..tensors import check_shape
 from . import occlusion
-from .tensors import check_shape
 from .warp import coords_grid
 
 

@@ -30,8 +30,8 @@ import av
 import av.error
 import numpy as np
 
+from ..errors import DecodeError, InputError, one_line
 from .colour import RANGE_FULL, bit_depth, is_yuv, sws_matrix, yuv_range
-from .errors import DecodeError, InputError, one_line
 from .pipes import StreamReader
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from fractions import Fraction
 import av
 import av.error
 
-from .errors import InputError, one_line
+from ..errors import InputError, one_line
 
 logger = logging.getLogger(__name__)
 

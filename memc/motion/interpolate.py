@@ -17,12 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
+from ..tensors import check_shape, resize_flow, to_image, to_tensor
 from . import occlusion
-from .errors import InputError
 from .estimate import FlowEstimator, MotionModel, Refiner, build_estimator
 from .project import Projection, project_flow
 from .synthesize import Synthesis, synthesize
-from .tensors import check_shape, resize_flow, to_image, to_tensor
 
 # Longest side at which flow is estimated when --flow-scale is automatic: large motion at
 # 1080p/4K is found at a reduced scale and the flow upsampled.

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from ..config import ESTIMATORS
-from ..errors import WeightsError
+from ...config import ESTIMATORS
+from ...errors import WeightsError
+from ...outputs import atomic_output
 from ..estimate import MotionModel
-from ..outputs import atomic_output
 
 logger = logging.getLogger(__name__)
 

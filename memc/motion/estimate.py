@@ -6,7 +6,7 @@ at the input size.
 * ``dis``: OpenCV's Dense Inverse Search, coarse to fine; classical, no weights.
 * ``dis-bm``: DIS, then block search at full resolution where DIS fails, fused per pixel and
   confirmed both ways (``matching``): keeps small fast objects that coarse-to-fine loses. The default.
-* ``learned``: the project's learned refinement (``memc.models``), which adds a refiner stage.
+* ``learned``: the project's learned refinement (``memc.motion.models``), which adds a refiner stage.
 
 The registry of names, builders, devices and weights is ``config.ESTIMATORS``; ``build_estimator``
 resolves a name there and calls its builder, which returns a ``MotionModel``.
@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 import torch
 
-from . import config
-from .errors import InputError
+from .. import config
+from ..errors import InputError
+from ..tensors import check_shape
 from .matching import add_large_motion
-from .tensors import check_shape
 
 if TYPE_CHECKING:
     from .project import Projection

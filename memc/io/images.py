@@ -7,8 +7,8 @@ import os
 import cv2
 import numpy as np
 
-from .errors import EncodeError, InputError
-from .outputs import atomic_output
+from ..errors import EncodeError, InputError
+from ..outputs import atomic_output
 
 
 def read_image(path: str) -> np.ndarray:

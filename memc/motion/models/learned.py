@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...tensors import Padder, check_shape, resize_flow
 from ..estimate import DISEstimator
 from ..project import Projection
 from ..synthesize import Synthesis
-from ..tensors import Padder, check_shape, resize_flow
 from .refine import STRIDE, RefineNet
 
 

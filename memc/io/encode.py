@@ -27,10 +27,10 @@ import av
 import av.error
 import numpy as np
 
+from ..config import ENCODER_PRESETS, EncodeOptions
+from ..errors import EncodeError, InputError, one_line
 from .colour import RANGE_FULL, RANGE_LIMITED, is_yuv, sws_matrix, yuv_range
-from .config import ENCODER_PRESETS, EncodeOptions
 from .decode import StreamInfo
-from .errors import EncodeError, InputError, one_line
 from .pipes import StreamWriter
 from .remux import VIDEO_ONLY_FORMATS, SideStreams
 
