@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from memc import matching, occlusion
 from memc.evaluate import psnr
 from memc.hard_motion import HardMotionScene, Sprite, make_scene, procedural_texture
+from memc.motion import matching, occlusion
 from memc.motion.interpolate import Interpolator
 from memc.motion.project import forward_splat
 

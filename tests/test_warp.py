@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from memc import occlusion
+from memc.motion import occlusion
 from memc.motion.project import fill_holes, forward_splat, project_flow
 from memc.motion.synthesize import synthesize
 from memc.motion.warp import backward_warp
