@@ -20,6 +20,7 @@ import click
 from . import __version__
 from .config import (
     AUTO_ESTIMATOR,
+    DEDUP_AUTO_THRESHOLD,
     DEFAULT_SCENE_THRESHOLD,
     DIS_PRESETS,
     ENCODER_PRESETS,
@@ -47,6 +48,25 @@ class FpsType(click.ParamType):
             return parse_fps(value, name=f"--{param.name}" if param else "fps")
         except InputError as exc:
             self.fail(str(exc).split(": ", 1)[-1], param, ctx)
+
+
+class DedupType(click.ParamType):
+    """auto -> the default threshold, off -> None, a number -> that threshold in grey levels."""
+
+    name = "auto|off|LEVELS"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        if text == "off":
+            return None
+        if text == "auto":
+            return DEDUP_AUTO_THRESHOLD
+        try:
+            return float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not auto, off or a number of grey levels like 6", param, ctx)
 
 
 class SizeType(click.ParamType):
@@ -191,6 +211,14 @@ def default_output(src: str, fps: Fraction | None, factor: Fraction | None) -> s
     help="Histogram distance above which a pair is a cut.",
 )
 @click.option(
+    "--dedup",
+    type=DedupType(),
+    default="off",
+    show_default=True,
+    help="Frames that repeat the previous one (animation on twos/threes, captures with dropped frames): "
+    "auto, off, or a threshold in grey levels. Repeats leave the motion timeline, so motion comes out even.",
+)
+@click.option(
     "-c:v",
     "--codec",
     "codec",
@@ -250,6 +278,7 @@ def convert(
     device,
     scene_detect,
     scene_threshold,
+    dedup,
     codec,
     crf,
     preset,
@@ -277,6 +306,7 @@ def convert(
         factor=factor,
         scene_detect=scene_detect,
         scene_threshold=scene_threshold,
+        dedup=dedup,
         encode=EncodeOptions(
             codec=codec, crf=crf, preset=preset, pix_fmt=out_pix_fmt, hwaccel=resolved_device.type == "cuda"
         ),

@@ -79,6 +79,9 @@ ENCODER_PRESETS = (
     "placebo",
 )
 DEFAULT_SCENE_THRESHOLD = 0.4
+# --dedup auto: a frame that differs from the last kept one by at most this many grey levels (8-bit
+# scale, luma at 1/4 size) repeats it. Opt-in: ordinary footage has near-still pairs below it.
+DEDUP_AUTO_THRESHOLD = 10.0
 
 
 def resolve_flow(name: str, weights: str | None = None) -> EstimatorSpec:
@@ -132,6 +135,7 @@ class ConvertConfig:
     factor: Fraction | None = None
     scene_detect: bool = True
     scene_threshold: float = DEFAULT_SCENE_THRESHOLD
+    dedup: float | None = None  # grey levels below which a frame repeats the last kept one; None: off
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     output_format: str | None = None  # container for the output; None: from the extension (y4m for stdout)
     input: InputOptions = field(default_factory=InputOptions)
@@ -143,6 +147,8 @@ class ConvertConfig:
             raise InputError(f"--factor: {self.factor} must be positive")
         if not 0 < self.scene_threshold <= 1:
             raise InputError(f"--scene-threshold: {self.scene_threshold} must be in (0, 1]")
+        if self.dedup is not None and not 0 <= self.dedup < 255:
+            raise InputError(f"--dedup: {self.dedup} must be in [0, 255) grey levels")
 
     def output_fps(self, source_fps: Fraction) -> Fraction:
         """The output rate; InputError if ``--factor`` takes it past the limit ``--fps`` has."""

@@ -28,6 +28,7 @@ from .config import ConvertConfig
 from .io.decode import SourceFrame, VideoSource
 from .io.encode import VideoSink
 from .motion import scene
+from .motion.held import HeldFrames, small_luma
 from .motion.interpolate import Interpolator
 from .outputs import atomic_output, check_output
 from .tensors import to_image, to_tensor
@@ -43,6 +44,7 @@ class Stats:
     output_frames: int = 0
     interpolated: int = 0
     scene_cuts: int = 0  # source pairs treated as cuts
+    held: int = 0  # source frames that repeated the previous one, left out of the motion timeline (--dedup)
     seconds: float = 0.0
     fps: Fraction = Fraction(0)
     truncated: bool = False
@@ -51,7 +53,9 @@ class Stats:
         speed = self.output_frames / self.seconds if self.seconds > 0 else 0.0
         return (
             f"{self.source_frames} source frames -> {self.output_frames} output frames at {_fps_text(self.fps)} fps "
-            f"({self.interpolated} interpolated, {self.scene_cuts} scene cuts held) "
+            f"({self.interpolated} interpolated, {self.scene_cuts} scene cuts held"
+            + (f", {self.held} repeated frames re-timed" if self.held else "")
+            + ") "
             f"in {self.seconds:.1f} s ({speed:.1f} frames/s)"
         )
 
@@ -67,12 +71,17 @@ class _Pairs:
         self.interpolator, self.config, self.stats = interpolator, config, stats
         self.index: int | None = None
         self.cut = False
+        self.still = False  # with --dedup: the pair repeats a frame, so the earlier one is shown as it is
         self.flows = None
+        self.held = HeldFrames(config.dedup) if config.dedup is not None else None
 
-    def prepare(self, i: int, image0: torch.Tensor, image1: torch.Tensor) -> None:
+    def prepare(self, i: int, image0: torch.Tensor, image1: torch.Tensor, rgb0, rgb1) -> None:
         if self.index == i:
             return
-        self.index, self.flows, self.cut = i, None, False
+        self.index, self.flows, self.cut, self.still = i, None, False, False
+        if self.held is not None and self.held.same(small_luma(rgb0), small_luma(rgb1)):
+            self.still = True
+            return
         threshold = self.config.scene_threshold
         if self.config.scene_detect:
             distance = scene.histogram_distance(image0, image1)
@@ -107,14 +116,20 @@ def run(
 
     def pts_stream() -> Iterator[Fraction]:
         last: Fraction | None = None
+        kept = 0  # dense numbering of the frames in the motion timeline
+        held = HeldFrames(config.dedup) if config.dedup is not None else None
         for frame in background(source.frames(), "memc-decode"):
             pts = snap_to_grid(frame.pts, info.start, info.fps, info.time_base)
             if last is not None and pts <= last:
                 logger.debug("dropping source frame %d: pts %s does not increase", frame.index, pts)
                 continue
-            index = stats.source_frames  # dense numbering of the frames we keep
-            frames[index] = frame
             stats.source_frames += 1
+            if held is not None and held.repeats(frame.rgb):
+                logger.debug("source frame %d repeats the previous one: out of the motion timeline", frame.index)
+                stats.held += 1
+                continue
+            frames[kept] = frame
+            kept += 1
             last = pts
             yield pts
 
@@ -134,8 +149,10 @@ def run(
                 if out.t == 0:
                     rgb = frames[i].rgb
                 else:
-                    pairs.prepare(i, tensor(i), tensor(i + 1))
-                    if pairs.cut:
+                    pairs.prepare(i, tensor(i), tensor(i + 1), frames[i].rgb, frames[i + 1].rgb)
+                    if pairs.still:
+                        rgb = frames[i].rgb
+                    elif pairs.cut:
                         rgb = frames[i if out.t < Fraction(1, 2) else i + 1].rgb
                     else:
                         image = interpolator.frame(tensor(i), tensor(i + 1), pairs.flows, float(out.t))
