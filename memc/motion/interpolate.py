@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..tensors import check_shape, resize_flow, to_image, to_tensor
-from . import occlusion
+from . import occlusion, still
 from .estimate import FlowEstimator, MotionModel, Refiner, build_estimator
 from .project import Projection, project_flow
 from .synthesize import Synthesis, synthesize
@@ -57,6 +57,7 @@ class PairFlows:
     flow_10: torch.Tensor
     error_0: torch.Tensor  # (N, 1, H, W) forward-backward error at frame 0's pixels
     error_1: torch.Tensor
+    still: torch.Tensor | None = None  # (N, 1, H, W) 1 where the pair is still (static overlays); see ``still``
 
     @property
     def failure(self) -> float:
@@ -86,6 +87,8 @@ def render(
     """Flows -> projection to t -> synthesis [-> refiner]: the frame at t, unclamped. Projection
     and synthesis run in float32; ``precision`` (e.g. an autocast) applies to the refiner only."""
     projection = project_flow(flows.flow_01, flows.flow_10, t, flows.error_0, flows.error_1)
+    if flows.still is not None:
+        projection = still.settle(projection, flows.still)
     synthesis = synthesize(image0, image1, projection, t, flows.error_0, flows.error_1, flows.flow_01, flows.flow_10)
     image = synthesis.image
     if refiner is not None:
@@ -94,13 +97,17 @@ def render(
     return Rendered(image, synthesis, projection)
 
 
-def pair_flows(flow_01: torch.Tensor, flow_10: torch.Tensor) -> PairFlows:
-    """Both flows with their forward-backward consistency errors."""
+def pair_flows(flow_01: torch.Tensor, flow_10: torch.Tensor, still_pixels: torch.Tensor | None = None) -> PairFlows:
+    """Both flows with their forward-backward consistency errors; with ``still_pixels`` (a
+    ``still.still_mask``) the flows are zero there and the projection keeps them in place."""
+    if still_pixels is not None:
+        flow_01, flow_10 = still.hold_still(flow_01, flow_10, still_pixels)
     return PairFlows(
         flow_01,
         flow_10,
         occlusion.consistency_error(flow_01, flow_10),
         occlusion.consistency_error(flow_10, flow_01),
+        still_pixels,
     )
 
 
@@ -166,7 +173,8 @@ class Interpolator:
             b = F.interpolate(b, size=size, mode="bilinear", align_corners=False, antialias=True)
         with self._precision():
             flow_01, flow_10 = self.estimator.estimate(a, b)
-        return pair_flows(resize_flow(flow_01.float(), (h, w)), resize_flow(flow_10.float(), (h, w)))
+        flow_01, flow_10 = resize_flow(flow_01.float(), (h, w)), resize_flow(flow_10.float(), (h, w))
+        return pair_flows(flow_01, flow_10, still.still_mask(image0.float(), image1.float()))
 
     @torch.no_grad()
     def frame(self, image0: torch.Tensor, image1: torch.Tensor, flows: PairFlows, t: float) -> torch.Tensor:

@@ -1,0 +1,64 @@
+"""Pixels that do not move: a channel logo, hard subtitles, a game HUD over a moving picture.
+
+Flow estimators smooth their field, so a small static overlay on a panning background gets part
+of the background's motion and is dragged along. Where both frames agree *at zero motion* over a
+whole neighbourhood, nothing moved there: the flows are set to zero at those pixels of both frames,
+and projection and synthesis then keep them in place (``occlusion``'s splat order lets a still
+pixel over a panning background win where the two land on one spot).
+
+Agreement is tested on the pair itself, not on the flow: the largest channel difference of the
+two frames below ``TOLERANCE`` at the pixel; then a morphological opening over ``SIZE`` x ``SIZE``
+drops specks where a moving texture happens to match itself, so only still areas at least that
+big count. At time t (``settle``) the projected flows are zeroed on still pixels where they are
+below ``ARRIVAL``: splatting bleeds a fraction of a moving neighbour's motion into a still edge.
+A small object that crosses a still background between the frames is untouched: its own pixels
+disagree at zero motion, so it keeps its flow, and where it arrives at t the projected flow is
+its whole motion, far above ``ARRIVAL``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+
+from . import occlusion
+from .project import Projection
+
+TOLERANCE = 3 / 255  # per channel and pixel
+SIZE = 7  # px; still areas smaller than this are not trusted
+# At time t a still pixel keeps zero motion unless something clearly arrives there (a ball crossing
+# a still background moves whole pixels); less is the bleed of splatting from moving neighbours.
+ARRIVAL = 1.0  # px
+
+
+def still_mask(image0: torch.Tensor, image1: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) in {0, 1}: 1 where both images (N, 3, H, W) agree at zero motion over a SIZE x SIZE area."""
+    agree = ((image0 - image1).abs().amax(dim=1, keepdim=True) < TOLERANCE).float()
+    pad = SIZE // 2
+    eroded = -F.max_pool2d(-agree, SIZE, stride=1, padding=pad)
+    return F.max_pool2d(eroded, SIZE, stride=1, padding=pad)
+
+
+def hold_still(flow_01: torch.Tensor, flow_10: torch.Tensor, still: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both flows with zero motion on the pair's still pixels (``still_mask``)."""
+    moving = 1 - still
+    return flow_01 * moving, flow_10 * moving
+
+
+def settle(projection: Projection, still: torch.Tensor) -> Projection:
+    """The projection with zero motion on still pixels (N, 1, H, W) that nothing clearly arrives at."""
+    calm = (
+        still
+        * (occlusion.magnitude(projection.flow_t0) < ARRIVAL)
+        * (occlusion.magnitude(projection.flow_t1) < ARRIVAL)
+    )
+    keep = 1 - calm
+    return dataclasses.replace(
+        projection,
+        flow_t0=projection.flow_t0 * keep,
+        flow_t1=projection.flow_t1 * keep,
+        hole_t0=projection.hole_t0 * keep,
+        hole_t1=projection.hole_t1 * keep,
+    )
