@@ -27,6 +27,7 @@ because lines must appear as files finish, not at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import logging
 import os
@@ -191,6 +192,14 @@ def _check_outdir(out: Path) -> None:
         raise InputError(f"-o {out}: output folder {existing} is not writable")
 
 
+def _for_job(config: ConvertConfig, job: Job, outdir: str | os.PathLike) -> ConvertConfig:
+    """The batch's config for one file: its --debug-dir pictures in a folder of their own."""
+    if config.debug_dir is None:
+        return config
+    relative = job.dst.relative_to(outdir).with_suffix("")
+    return dataclasses.replace(config, debug_dir=os.path.join(config.debug_dir, relative))
+
+
 def _reason(error: BaseException) -> str:
     if isinstance(error, MemcError):
         return str(error)
@@ -236,7 +245,12 @@ def run_batch(
                 created = make_parents(job.dst)
                 with progress_bar(quiet, str(job.src), position=1, on_frames=overall.add_frames) as factory:
                     stats = convert(
-                        job.src, job.dst, config, interpolator, overwrite=overwrite, progress_factory=factory
+                        job.src,
+                        job.dst,
+                        _for_job(config, job, output),
+                        interpolator,
+                        overwrite=overwrite,
+                        progress_factory=factory,
                     )
                 ok = True
             except Exception as error:  # noqa: BLE001 - one file's failure, whatever it is, must not stop the batch

@@ -69,6 +69,23 @@ class DedupType(click.ParamType):
             self.fail(f"{value!r} is not auto, off or a number of grey levels like 6", param, ctx)
 
 
+class RangeType(click.ParamType):
+    """START:END -> (START, END), frame numbers."""
+
+    name = "START:END"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            start, end = (int(v) for v in str(value).split(":"))
+            if 0 <= start < end:
+                return (start, end)
+        except ValueError:
+            pass
+        self.fail(f"{value!r} is not a range of frame numbers like 0:25", param, ctx)
+
+
 class SizeType(click.ParamType):
     name = "WxH"
 
@@ -219,6 +236,22 @@ def default_output(src: str, fps: Fraction | None, factor: Fraction | None) -> s
     "auto, off, or a threshold in grey levels. Repeats leave the motion timeline, so motion comes out even.",
 )
 @click.option(
+    "--debug-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Write pictures of the motion (flows, visibility, consistency, a contact sheet) of the frames "
+    "--debug-frames names into DIR.",
+)
+@click.option(
+    "--debug-frames",
+    type=RangeType(),
+    default="0:25",
+    show_default=True,
+    metavar="START:END",
+    help="Output frame numbers [START, END) that --debug-dir draws (interpolated ones only).",
+)
+@click.option(
     "-c:v",
     "--codec",
     "codec",
@@ -279,6 +312,8 @@ def convert(
     scene_detect,
     scene_threshold,
     dedup,
+    debug_dir,
+    debug_frames,
     codec,
     crf,
     preset,
@@ -307,6 +342,8 @@ def convert(
         scene_detect=scene_detect,
         scene_threshold=scene_threshold,
         dedup=dedup,
+        debug_dir=debug_dir,
+        debug_frames=debug_frames,
         encode=EncodeOptions(
             codec=codec, crf=crf, preset=preset, pix_fmt=out_pix_fmt, hwaccel=resolved_device.type == "cuda"
         ),
@@ -389,9 +426,18 @@ def _parse_times(text: str) -> list[float]:
 )
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing outputs.")
 @common_model_options
+@click.option(
+    "--debug-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Also write pictures of the motion (flows, visibility, consistency, a contact sheet) into DIR.",
+)
 @verbosity_option
 @click.pass_context
-def pair(ctx, image0, image1, times, output, overwrite, flow, dis_preset, flow_scale, weights, device, verbose) -> None:
+def pair(
+    ctx, image0, image1, times, output, overwrite, flow, dis_preset, flow_scale, weights, device, debug_dir, verbose
+) -> None:
     """Interpolate between two images IMAGE0 and IMAGE1 (for evaluation and debugging)."""
     from .io.images import read_image, write_image
     from .outputs import check_output
@@ -410,6 +456,18 @@ def pair(ctx, image0, image1, times, output, overwrite, flow, dis_preset, flow_s
     for name, image in zip(names, interpolator.interpolate(a, b, ts)):
         write_image(name, image)
         click.echo(f"memc: wrote {name}", err=True)
+    if debug_dir is not None:
+        from .motion.pictures import write_pictures
+        from .tensors import to_tensor
+
+        os.makedirs(debug_dir, exist_ok=True)
+        a_t, b_t = to_tensor(a, interpolator.device), to_tensor(b, interpolator.device)
+        flows = interpolator.flows(a_t, b_t)
+        for name, t in zip(names, ts):
+            if 0 < t < 1:
+                rendered = interpolator.render(a_t, b_t, flows, t)
+                write_pictures(debug_dir, Path(name).stem, a_t, b_t, flows, rendered, t)
+        click.echo(f"memc: pictures of the motion in {debug_dir}", err=True)
 
 
 @cli.command("eval")

@@ -136,6 +136,8 @@ class ConvertConfig:
     scene_detect: bool = True
     scene_threshold: float = DEFAULT_SCENE_THRESHOLD
     dedup: float | None = None  # grey levels below which a frame repeats the last kept one; None: off
+    debug_dir: str | None = None  # pictures of the motion (motion/pictures.py) for the frames below
+    debug_frames: tuple[int, int] = (0, 25)  # output frame numbers [start, end) that get them
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     output_format: str | None = None  # container for the output; None: from the extension (y4m for stdout)
     input: InputOptions = field(default_factory=InputOptions)
@@ -147,6 +149,8 @@ class ConvertConfig:
             raise InputError(f"--factor: {self.factor} must be positive")
         if not 0 < self.scene_threshold <= 1:
             raise InputError(f"--scene-threshold: {self.scene_threshold} must be in (0, 1]")
+        if not 0 <= self.debug_frames[0] < self.debug_frames[1]:
+            raise InputError(f"--debug-frames: {self.debug_frames[0]}:{self.debug_frames[1]} is not a range START:END")
         if self.dedup is not None and not 0 <= self.dedup < 255:
             raise InputError(f"--dedup: {self.dedup} must be in [0, 255) grey levels")
 

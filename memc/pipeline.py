@@ -30,6 +30,7 @@ from .io.encode import VideoSink
 from .motion import scene
 from .motion.held import HeldFrames, small_luma
 from .motion.interpolate import Interpolator
+from .motion.pictures import write_pictures
 from .outputs import atomic_output, check_output
 from .tensors import to_image, to_tensor
 from .threads import BackgroundWriter, background
@@ -138,6 +139,15 @@ def run(
             tensors[i] = to_tensor(frames[i].rgb, device)
         return tensors[i]
 
+    def frame_at(i: int, index: int, t: float) -> torch.Tensor:
+        """Output frame ``index`` between source frames i and i + 1, with its pictures if asked for."""
+        start, end = config.debug_frames
+        if config.debug_dir is None or not start <= index < end:
+            return interpolator.frame(tensor(i), tensor(i + 1), pairs.flows, t)
+        rendered = interpolator.render(tensor(i), tensor(i + 1), pairs.flows, t)
+        write_pictures(config.debug_dir, f"frame_{index:06d}", tensor(i), tensor(i + 1), pairs.flows, rendered, t)
+        return interpolator.output(rendered.image, tensor(i))
+
     with sink_factory(fps) as sink:
         writer = BackgroundWriter(lambda item: sink.write(*item), "memc-encode")
         try:
@@ -155,7 +165,7 @@ def run(
                     elif pairs.cut:
                         rgb = frames[i if out.t < Fraction(1, 2) else i + 1].rgb
                     else:
-                        image = interpolator.frame(tensor(i), tensor(i + 1), pairs.flows, float(out.t))
+                        image = frame_at(i, out.index, float(out.t))
                         rgb = to_image(image, frames[i].rgb.dtype)
                         stats.interpolated += 1
                 writer.put((rgb, out.index))
@@ -195,6 +205,8 @@ def convert(
     """
     src, dst = os.fspath(src), os.fspath(dst)
     check_output(dst, overwrite, inputs=(src,))
+    if config.debug_dir is not None:
+        os.makedirs(config.debug_dir, exist_ok=True)
     opts = config.input
     with VideoSource(
         src,

@@ -177,14 +177,23 @@ class Interpolator:
         return pair_flows(flow_01, flow_10, still.still_mask(image0.float(), image1.float()))
 
     @torch.no_grad()
+    def render(self, image0: torch.Tensor, image1: torch.Tensor, flows: PairFlows, t: float) -> Rendered:
+        """The frame at t in (0, 1) with what it was made from (``--debug-dir`` draws those)."""
+        return render(image0, image1, flows, t, self.refiner, self._precision())
+
+    @torch.no_grad()
     def frame(self, image0: torch.Tensor, image1: torch.Tensor, flows: PairFlows, t: float) -> torch.Tensor:
         """The frame at t in [0, 1]; t = 0 and t = 1 return the inputs unchanged."""
         if t <= 0:
             return image0
         if t >= 1:
             return image1
-        image = render(image0, image1, flows, t, self.refiner, self._precision()).image
-        return image.clamp(0, 1).to(image0.dtype)
+        return self.output(self.render(image0, image1, flows, t).image, image0)
+
+    @staticmethod
+    def output(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """A rendered image as a frame: clamped to [0, 1], in the inputs' dtype."""
+        return image.clamp(0, 1).to(like.dtype)
 
     def interpolate(self, image0, image1, t: float | Sequence[float]):
         """Frame(s) between two images at t (a float or a list of floats)."""

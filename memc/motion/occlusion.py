@@ -74,11 +74,16 @@ def arrival_error(flow_t: torch.Tensor, flow_sampled: torch.Tensor, travel: floa
     return magnitude(flow_t + travel * flow_sampled)
 
 
+def confidence(error: torch.Tensor) -> torch.Tensor:
+    """``c(e)`` in (0, 1]: how far a forward-backward (or arrival) error in pixels can be trusted."""
+    return 1.0 / (1.0 + (error / TOLERANCE) ** 2)
+
+
 def visibility(hole: torch.Tensor, error_at_t: torch.Tensor, arrival: torch.Tensor) -> torch.Tensor:
     """Soft visibility (N, 1, H, W) of a source frame at time t: projection hole, consistency and arrival errors."""
-    consistent = 1.0 / (1.0 + (error_at_t / TOLERANCE) ** 2)
+    consistent = confidence(error_at_t)
     # a pixel occluded in the other frame fails the consistency test yet is seen at t if it arrives
-    trust = (CONSISTENCY_FLOOR + (1 - CONSISTENCY_FLOOR) * consistent) / (1.0 + (arrival / TOLERANCE) ** 2)
+    trust = (CONSISTENCY_FLOOR + (1 - CONSISTENCY_FLOOR) * consistent) * confidence(arrival)
     return ((1.0 - hole) * trust).clamp(min=FLOOR)
 
 

@@ -25,6 +25,8 @@ class Synthesis:
     warped0: torch.Tensor  # (N, 3, H, W)
     warped1: torch.Tensor  # (N, 3, H, W)
     mask0: torch.Tensor  # (N, 1, H, W) blend weight of warped0; warped1 gets 1 - mask0
+    visibility0: torch.Tensor  # (N, 1, H, W) of frame 0 at t (``occlusion.visibility``), before time weights
+    visibility1: torch.Tensor
 
 
 def synthesize(
@@ -56,4 +58,4 @@ def synthesize(
     weight1 = t * vis1
     mask0 = weight0 / (weight0 + weight1)
     image = mask0 * warped0 + (1 - mask0) * warped1
-    return Synthesis(image=image, warped0=warped0, warped1=warped1, mask0=mask0)
+    return Synthesis(image, warped0, warped1, mask0, vis0, vis1)
