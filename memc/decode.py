@@ -129,7 +129,7 @@ def _tag(frame_value: int | None, stream_value: int | None, unset: tuple[int, ..
 
 
 def _parse_hms(text: str) -> Fraction | None:
-    """Matroska's per-stream DURATION tag, 'HH:MM:SS.fraction', as seconds."""
+    """Matroska's per-stream DURATION tag, 'HH:MM:SS.fraction', as seconds (an end time, see ``_ends_early``)."""
     m = re.fullmatch(r"(\d+):(\d{2}):(\d{2})(?:\.(\d+))?", text.strip())
     if not m:
         return None
@@ -340,9 +340,11 @@ class VideoSource:
         if stream.duration:
             declared = (stream.start_time or 0) * self._time_base + stream.duration * self._time_base
         else:
+            # FFmpeg's Matroska muxer writes the track's end time (last pts + duration) in this tag, not its
+            # length: adding the start counted it twice and flagged every MKV whose video starts after 0.
             tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
-            if tag and (length := _parse_hms(tag)) is not None:
-                declared = self.info.start + length
+            if tag:
+                declared = _parse_hms(tag)
         if declared is None:
             return False
         # Two frame intervals of slack: the last frame's duration and rounding of the tag.
