@@ -161,6 +161,29 @@ def test_truncated_file_decodes_what_it_can(tmp_path, caplog):
     assert "truncated or corrupt after frame" in caplog.text
 
 
+def test_mkv_starting_late_is_not_truncated(tmp_path, caplog):
+    # Video from 0.5 s, as `ffmpeg -itsoffset 0.5 -i v.mkv -c copy` makes it. Its DURATION tag is the
+    # track's end time (1.5 s), not a length; adding the start to it made a false truncation warning.
+    path = write_clip(tmp_path / "late.mkv", [noise(k) for k in range(24)], pts=list(range(12, 36)), options=FAST_X264)
+    with caplog.at_level(logging.WARNING, logger="memc.decode"), VideoSource(path) as src:
+        frames = list(src.frames())
+        assert src.info.start == Fraction(1, 2)
+        assert not src.truncated
+    assert len(frames) == 24
+    assert "truncated" not in caplog.text
+
+
+def test_truncated_mkv_starting_late_is_still_flagged(tmp_path, caplog):
+    path = write_clip(tmp_path / "late.mkv", [noise(k) for k in range(24)], pts=list(range(12, 36)), options=FAST_X264)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
+    with caplog.at_level(logging.WARNING, logger="memc.decode"), VideoSource(cut) as src:
+        frames = list(src.frames())
+        assert src.truncated
+    assert 0 < len(frames) < 24
+    assert "truncated or corrupt after frame" in caplog.text
+
+
 def test_text_file_is_input_error(tmp_path):
     path = tmp_path / "notes.mp4"
     path.write_text("hello, this is not a video\n" * 20)

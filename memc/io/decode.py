@@ -11,8 +11,9 @@ Conventions (shared with ``encode``):
   and decoded everything as BT.601 limited). Untagged YUV is decoded as BT.601, FFmpeg's
   default; ``encode`` uses the same rule, so an untagged source round-trips without a shift.
 
-Memory is bounded: frames are decoded one at a time; only the first frame is held ahead
-(it is read at open time so that ``info`` can report the display rotation and a real start).
+Memory is bounded: frames are decoded one at a time; the first frame is held ahead (it is read
+at open time so that ``info`` can report the display rotation and a real start), and one frame is
+held back until the next shows whether its time stamp is damaged.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _tag(frame_value: int | None, stream_value: int | None, unset: tuple[int, ..
 
 
 def _parse_hms(text: str) -> Fraction | None:
-    """Matroska's per-stream DURATION tag, 'HH:MM:SS.fraction', as seconds."""
+    """Matroska's per-stream DURATION tag, 'HH:MM:SS.fraction', as seconds (an end time, see ``_ends_early``)."""
     m = re.fullmatch(r"(\d+):(\d{2}):(\d{2})(?:\.(\d+))?", text.strip())
     if not m:
         return None
@@ -102,7 +103,7 @@ def _parse_hms(text: str) -> Fraction | None:
 
 
 class VideoSource:
-    """Context manager over one input; ``frames()`` streams its first video stream.
+    """Context manager over one input; ``frames()`` streams its first decodable video stream.
 
     Single pass: ``frames()`` may be iterated once. Attributes: ``info`` (StreamInfo) and
     ``truncated`` (True once decoding stopped early on corrupt or missing data).
@@ -130,12 +131,17 @@ class VideoSource:
                 raise InputError(f"no such file: {path}")
             if os.path.isdir(path):
                 raise InputError(f"is a directory, not a video file: {path}")
+            if os.path.isfile(path) and os.path.getsize(path) == 0:  # a pipe (/dev/fd/N) has size 0 too
+                raise InputError(f"empty file, not a video: {path}")
         try:
-            self._container = av.open(source, mode="r", format=format, options=options)
+            # Tags that are not UTF-8 (old muxers, damage) must not make a playable file unreadable.
+            self._container = av.open(source, mode="r", format=format, options=options, metadata_errors="replace")
         except (av.error.FFmpegError, ValueError, OSError) as e:
-            if isinstance(e, av.error.InvalidDataError) or not isinstance(e, OSError):
-                raise InputError(f"not a video file: {self._name} ({one_line(e)})") from e
-            raise InputError(f"cannot open {self._name}: {one_line(e)}") from e
+            # Only these are the system refusing the file; demuxers also report a damaged header
+            # with errno codes (a Y4M one gave EBUSY, "Device or resource busy").
+            if isinstance(e, (PermissionError, FileNotFoundError)):
+                raise InputError(f"cannot open {self._name}: {one_line(e)}") from e
+            raise InputError(f"not a video file: {self._name} ({one_line(e)})") from e
         try:
             self._start(threads)
         except BaseException:
@@ -187,7 +193,10 @@ class VideoSource:
             raise InputError(
                 f"{self._name} is a still image, not a video; to interpolate between two images use memc pair A B"
             )
-        stream = container.streams.video[0]
+        # A damaged header can name a codec FFmpeg has no decoder for: PyAV then gives no codec context.
+        stream = next((s for s in container.streams.video if s.codec_context is not None), None)
+        if stream is None:
+            raise DecodeError(f"cannot decode {self._name}: no decoder for its video (unknown codec, damaged header?)")
         if threads:
             stream.codec_context.thread_type = "AUTO"
         self._stream = stream
@@ -242,8 +251,14 @@ class VideoSource:
         )
 
     def _decode_frames(self) -> Iterator[tuple[av.VideoFrame, Fraction]]:
-        """Decoded frames with exact pts; stops (and flags truncation) on mid-stream errors."""
-        previous: Fraction | None = None
+        """Decoded frames with exact, increasing pts; stops (and flags truncation) on mid-stream errors.
+
+        One frame is held back to see the next: a frame whose time stamp jumps ahead of both neighbours
+        is damaged and dropped. Kept, it would make every frame after it "out of order" (dropped) and
+        the pipeline would fill the jump with interpolated frames, seconds or hours of them.
+        """
+        previous: Fraction | None = None  # pts of the last frame yielded
+        held: tuple[av.VideoFrame, Fraction] | None = None
         step = 1 / self._fps
         decoder = self._container.decode(self._stream)
         while True:
@@ -262,25 +277,45 @@ class VideoSource:
             elif frame.dts is not None:
                 pts = Fraction(frame.dts) * self._time_base
             else:
-                pts = Fraction(0) if previous is None else previous + step
-            if previous is not None and pts <= previous:
-                logger.debug("dropping frame with non-monotonic pts %s (previous %s)", pts, previous)
-                continue
-            previous = pts
-            yield frame, pts
+                pts = Fraction(0) if held is None else held[1] + step
+            if held is not None:
+                if pts < held[1] and (previous is None or previous < pts):
+                    self._drop_jump(held[1])
+                elif pts <= held[1]:
+                    logger.debug("dropping frame with non-monotonic pts %s (previous %s)", pts, held[1])
+                    continue
+                else:
+                    previous = held[1]
+                    yield held
+            held = frame, pts
+        if held is not None:
+            # The last frame has no successor to judge it by: dropped if it lies past the declared end
+            # of the stream and far (over 1 s) from the frame before it.
+            end = self._declared_end()
+            if previous is not None and end is not None and held[1] >= end + step and held[1] - previous > 1:
+                self._drop_jump(held[1])
+            else:
+                previous = held[1]
+                yield held
         if previous is not None and not self.truncated and self._ends_early(previous + step):
             self._flag_truncated("(stream ends before its declared duration)")
 
+    def _drop_jump(self, pts: Fraction) -> None:
+        logger.warning("dropping a frame of %s with a damaged time stamp (%.3f s)", self._name, pts)
+
+    def _declared_end(self) -> Fraction | None:
+        """Where the stream's own header says it ends, if it says."""
+        stream = self._stream
+        if stream.duration:
+            return (stream.start_time or 0) * self._time_base + stream.duration * self._time_base
+        # FFmpeg's Matroska muxer writes the track's end time (last pts + duration) in this tag, not its
+        # length: adding the start counted it twice and flagged every MKV whose video starts after 0.
+        tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+        return _parse_hms(tag) if tag else None
+
     def _ends_early(self, decoded_end: Fraction) -> bool:
         """True if the stream's own header promised clearly more than we decoded."""
-        stream = self._stream
-        declared: Fraction | None = None
-        if stream.duration:
-            declared = (stream.start_time or 0) * self._time_base + stream.duration * self._time_base
-        else:
-            tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
-            if tag and (length := _parse_hms(tag)) is not None:
-                declared = self.info.start + length
+        declared = self._declared_end()
         if declared is None:
             return False
         # Two frame intervals of slack: the last frame's duration and rounding of the tag.

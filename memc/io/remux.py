@@ -33,10 +33,11 @@ class SideStreams:
 
     def __init__(self, path: str, output: av.container.OutputContainer, shift: Fraction) -> None:
         try:
-            self._input = av.open(path)
+            self._input = av.open(path, metadata_errors="replace")  # as decode does: tags need not be UTF-8
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise InputError(f"cannot read audio/subtitles from {path}: {one_line(e)}") from e
         self._output, self._shift = output, shift
+        self._path, self._dropped = path, 0
         self._routes: dict[int, tuple[av.stream.Stream, av.codec.context.CodecContext | None]] = {}
         fmt_name = output.format.name
         supported = output.supported_codecs
@@ -46,7 +47,10 @@ class SideStreams:
             logger.warning("%s holds video only; leaving out the %s", fmt_name, " and ".join(kinds))
             streams = []
         for s in streams:
-            name = s.codec_context.codec.name if s.codec_context else ""
+            if s.codec_context is None:  # a codec FFmpeg does not know (a damaged header): no copy, no re-encode
+                logger.warning("unknown codec in %s stream %d of %s; dropping it", s.type, s.index, path)
+                continue
+            name = s.codec_context.codec.name
             if not supported or name in supported:
                 self._routes[s.index] = (output.add_stream_from_template(s), None)
             elif s.type == "audio":
@@ -65,7 +69,8 @@ class SideStreams:
                 logger.warning("%s cannot hold %s subtitles; dropping subtitle stream %d", fmt_name, name, s.index)
         self._copy_metadata()
         routed = [s for s in streams if s.index in self._routes]
-        self._packets: Iterator[av.Packet] = iter(self._input.demux(*routed)) if routed else iter(())
+        demuxed = self._input.demux(*routed) if routed else iter(())  # demux() of no streams reads them all
+        self._packets: Iterator[av.Packet] = self._without_time_jumps(demuxed)
         self._pending: av.Packet | None = None
 
     def _copy_metadata(self) -> None:
@@ -93,14 +98,54 @@ class SideStreams:
             self._pending = None
             if packet is None:
                 return
-            stamp = packet.dts if packet.dts is not None else packet.pts
+            stamp = _stamp(packet)
             if stamp is None:  # demuxer's end-of-stream marker
                 continue
             tb = packet.time_base
             if time is not None and stamp * tb - self._shift > time:
                 self._pending = packet
                 return
-            self._route(packet)
+            try:
+                self._route(packet)
+            except (av.error.ArgumentError, av.error.InvalidDataError) as e:
+                # A damaged packet (a time stamp out of order, audio that does not decode): drop it and keep
+                # converting, as ffmpeg does, rather than fail the whole video over it.
+                self._drop(one_line(e))
+
+    def _without_time_jumps(self, packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
+        """The packets, less any whose time jumps ahead of both neighbours in its stream (a damaged time stamp).
+
+        Kept, such a packet would wait until the end, stretch the output to its time, and the muxer would
+        refuse every packet after it as out of order. One packet per stream is held back to see the next;
+        a stream's last packet has only its predecessor: an audio one more than 1 s after it is dropped too.
+        """
+        held: dict[int, av.Packet] = {}
+        passed: dict[int, int] = {}  # time of the last packet let through, per stream
+        for packet in packets:
+            stamp = _stamp(packet)
+            if stamp is None:  # the demuxer's end-of-stream markers
+                continue
+            index = packet.stream.index
+            previous = held.pop(index, None)
+            if previous is not None:
+                time = _stamp(previous)
+                if time > stamp and passed.get(index, stamp) <= stamp:
+                    self._drop(f"a time stamp jumps to {float(time * previous.time_base):.3f} s")
+                else:
+                    passed[index] = time
+                    yield previous
+            held[index] = packet
+        for index, packet in held.items():
+            gap = (_stamp(packet) - passed.get(index, _stamp(packet))) * packet.time_base
+            if packet.stream.type == "audio" and gap > 1:
+                self._drop(f"the last audio packet jumps {float(gap):.3f} s ahead")
+            else:
+                yield packet
+
+    def _drop(self, reason: str) -> None:
+        if not self._dropped:
+            logger.warning("dropping damaged audio/subtitle packets of %s (%s)", self._path, reason)
+        self._dropped += 1
 
     def _route(self, packet: av.Packet) -> None:
         out, decoder = self._routes[packet.stream.index]
@@ -137,6 +182,11 @@ class SideStreams:
 
     def close(self) -> None:
         self._input.close()
+
+
+def _stamp(packet: av.Packet) -> int | None:
+    """A packet's time in its time base: dts, else pts."""
+    return packet.dts if packet.dts is not None else packet.pts
 
 
 def _audio_fallback(fmt_name: str, output: av.container.OutputContainer) -> str:
