@@ -37,12 +37,12 @@ SUPERSAMPLE = 4  # sprite edges are anti-aliased by rendering their masks at 4x
 class Sprite:
     shape: str  # disc | square | bar
     size: float  # diameter, side or length (px)
-    width: float  # bar width (px); unused otherwise
     start: tuple[float, float]  # centre (x, y) at time 0
     velocity: tuple[float, float]  # px per frame
-    angle: float  # degrees at time 0
-    spin: float  # degrees per frame
     texture: np.ndarray  # H x W x 3 float32 in [0, 1], at least size x size
+    width: float = 0  # bar width (px); unused otherwise
+    angle: float = 0  # degrees at time 0
+    spin: float = 0  # degrees per frame
 
 
 def procedural_texture(height: int, width: int, rng: np.random.Generator, blur: float = 1.5) -> np.ndarray:
@@ -179,18 +179,8 @@ def make_scene(name: str, seed: int, textures: list[Path] | None = None) -> Hard
     sprites: list[Sprite] = []
     if name == "small_disc":
         dx, dy = _direction(rng)
-        sprites.append(
-            Sprite(
-                "disc",
-                10,
-                0,
-                (centre[0] - 12 * dx, centre[1] - 12 * dy),
-                (24 * dx, 24 * dy),
-                0,
-                0,
-                _sprite_texture(rng, 16, flat=True),
-            )
-        )
+        start = (centre[0] - 12 * dx, centre[1] - 12 * dy)
+        sprites.append(Sprite("disc", 10, start, (24 * dx, 24 * dy), _sprite_texture(rng, 16, flat=True)))
     elif name == "small_sprites":
         for k in range(3):
             size = float(rng.uniform(8, 14))
@@ -198,56 +188,27 @@ def make_scene(name: str, seed: int, textures: list[Path] | None = None) -> Hard
             dx, dy = _direction(rng)
             pos = (rng.uniform(60, w - 60) - speed * dx / 2, rng.uniform(50, h - 50) - speed * dy / 2)
             shape = ("disc", "square", "disc")[k]
-            sprites.append(
-                Sprite(
-                    shape,
-                    size,
-                    0,
-                    pos,
-                    (speed * dx, speed * dy),
-                    float(rng.uniform(0, 90)),
-                    0,
-                    _sprite_texture(rng, int(size * 2) + 4, flat=k != 1),
-                )
-            )
+            angle = float(rng.uniform(0, 90))  # drawn before the texture: the seeded scenes stay the same
+            texture = _sprite_texture(rng, int(size * 2) + 4, flat=k != 1)
+            sprites.append(Sprite(shape, size, pos, (speed * dx, speed * dy), texture, angle=angle))
     elif name == "crossing":
         dx, dy = _direction(rng)
         for sign in (-1, 1):
             start = (centre[0] - sign * 18 * dx + sign * 12 * dy, centre[1] - sign * 18 * dy - sign * 12 * dx)
-            sprites.append(
-                Sprite(
-                    "square", 40, 0, start, (sign * 36 * dx, sign * 36 * dy), 0, 0, _sprite_texture(rng, 64, flat=False)
-                )
-            )
+            velocity = (sign * 36 * dx, sign * 36 * dy)
+            sprites.append(Sprite("square", 40, start, velocity, _sprite_texture(rng, 64, flat=False)))
     elif name == "rotating":
         dx, dy = _direction(rng)
-        sprites.append(
-            Sprite(
-                "square",
-                60,
-                0,
-                (centre[0] - 5 * dx, centre[1] - 5 * dy),
-                (10 * dx, 10 * dy),
-                float(rng.uniform(0, 90)),
-                float(rng.choice([-12, 12])),
-                _sprite_texture(rng, 96, flat=False),
-            )
-        )
+        start = (centre[0] - 5 * dx, centre[1] - 5 * dy)
+        angle, spin = float(rng.uniform(0, 90)), float(rng.choice([-12, 12]))
+        texture = _sprite_texture(rng, 96, flat=False)
+        sprites.append(Sprite("square", 60, start, (10 * dx, 10 * dy), texture, angle=angle, spin=spin))
     else:  # thin
         dx, dy = _direction(rng)
         angle = math.degrees(math.atan2(dy, dx)) + 90  # the bar's length is across its motion
-        sprites.append(
-            Sprite(
-                "bar",
-                70,
-                3,
-                (centre[0] - 7 * dx, centre[1] - 7 * dy),
-                (14 * dx, 14 * dy),
-                angle,
-                0,
-                _sprite_texture(rng, 96, flat=True),
-            )
-        )
+        start = (centre[0] - 7 * dx, centre[1] - 7 * dy)
+        texture = _sprite_texture(rng, 96, flat=True)
+        sprites.append(Sprite("bar", 70, start, (14 * dx, 14 * dy), texture, width=3, angle=angle))
     return HardMotionScene(name, background, bg_velocity, sprites)
 
 

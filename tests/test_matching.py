@@ -67,8 +67,8 @@ def _crossing(step: float) -> HardMotionScene:
     rng = np.random.default_rng(5)
     background = procedural_texture(320, 400, rng)
     sprites = [
-        Sprite("square", 40, 0, (160 - step / 2, 100), (step, 0), 0, 0, procedural_texture(64, 64, rng)),
-        Sprite("square", 40, 0, (160 + step / 2, 140), (-step, 0), 0, 0, procedural_texture(64, 64, rng)),
+        Sprite("square", 40, (160 - step / 2, 100), (step, 0), procedural_texture(64, 64, rng)),
+        Sprite("square", 40, (160 + step / 2, 140), (-step, 0), procedural_texture(64, 64, rng)),
     ]
     return HardMotionScene("crossing", background, (1.0, 0.5), sprites)
 
