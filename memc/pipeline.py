@@ -2,8 +2,10 @@
 
     (file | stdin) -> decode.VideoSource ==queue==> loop ==queue==> encode.VideoSink -> (file | stdout)
 
+    with --dedup, frames that repeat the last kept one leave the timeline first (motion.held);
     loop, per source pair (i, i+1), for the output frames timing.retime puts in [pts_i, pts_i+1):
         t == 0          -> frame i as decoded (bit-exact)
+        repeat (dedup)  -> frame i as decoded (a still pair stays bit-still)
         scene cut       -> the nearer of frames i and i+1, never a blend
         otherwise       -> Interpolator: flows once per pair, then project -> synthesize for each t
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .config import ConvertConfig
@@ -76,7 +79,7 @@ class _Pairs:
         self.flows = None
         self.held = HeldFrames(config.dedup) if config.dedup is not None else None
 
-    def prepare(self, i: int, image0: torch.Tensor, image1: torch.Tensor, rgb0, rgb1) -> None:
+    def prepare(self, i: int, image0: torch.Tensor, image1: torch.Tensor, rgb0: np.ndarray, rgb1: np.ndarray) -> None:
         if self.index == i:
             return
         self.index, self.flows, self.cut, self.still = i, None, False, False
