@@ -174,7 +174,7 @@ class Interpolator:
         with self._precision():
             flow_01, flow_10 = self.estimator.estimate(a, b)
         flow_01, flow_10 = resize_flow(flow_01.float(), (h, w)), resize_flow(flow_10.float(), (h, w))
-        return pair_flows(flow_01, flow_10, still.still_mask(image0.float(), image1.float()))
+        return pair_flows(flow_01, flow_10, still.still_mask(image0.float(), image1.float(), flow_01, flow_10))
 
     @torch.no_grad()
     def render(self, image0: torch.Tensor, image1: torch.Tensor, flows: PairFlows, t: float) -> Rendered:
