@@ -60,9 +60,10 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
         ),
     )
 }
-# Keeps small fast objects (+11 dB object-region PSNR on the hard-motion suite's small disc), but
-# scores 31.71 on the full dev protocol against dis's 31.79: under review in the motion issue;
-# README, "The motion stage". learned v1 ties dis on dev (31.78) at 2-4x the cost.
+# Keeps small fast objects (+11 dB object-region PSNR on the hard-motion suite's small disc) and is
+# not behind dis on the full dev protocol (31.713 vs 31.707 with today's occlusion code; the earlier
+# dis's 31.79 is lost to occlusion.CONSISTENCY_FLOOR, see the motion issue's notes). learned v1 ties
+# dis on dev (31.78 before that change) at 2-4x the cost.
 AUTO_ESTIMATOR = "dis-bm"
 FLOW_CHOICES = ("auto", *ESTIMATORS)
 DIS_PRESETS = ("ultrafast", "fast", "medium")
