@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .config import ConvertConfig
 from .io.decode import SourceFrame, VideoSource
 from .io.encode import VideoSink
 from .motion import scene
-from .motion.held import HeldFrames, small_luma
+from .motion.held import DROP, NEW, STILL, HeldFrames
 from .motion.interpolate import Interpolator
 from .motion.pictures import write_pictures
 from .outputs import atomic_output, check_output
@@ -77,14 +76,12 @@ class _Pairs:
         self.cut = False
         self.still = False  # with --dedup: the pair repeats a frame, so the earlier one is shown as it is
         self.flows = None
-        self.held = HeldFrames(config.dedup) if config.dedup is not None else None
 
-    def prepare(self, i: int, image0: torch.Tensor, image1: torch.Tensor, rgb0: np.ndarray, rgb1: np.ndarray) -> None:
+    def prepare(self, i: int, image0: torch.Tensor, image1: torch.Tensor, still: bool = False) -> None:
         if self.index == i:
             return
-        self.index, self.flows, self.cut, self.still = i, None, False, False
-        if self.held is not None and self.held.same(small_luma(rgb0), small_luma(rgb1)):
-            self.still = True
+        self.index, self.flows, self.cut, self.still = i, None, False, still
+        if still:
             return
         threshold = self.config.scene_threshold
         if self.config.scene_detect:
@@ -116,6 +113,7 @@ def run(
     device = interpolator.device
     frames: dict[int, SourceFrame] = {}
     tensors: dict[int, torch.Tensor] = {}
+    still_pairs: set[int] = set()  # i where frame i + 1 repeats frame i (--dedup, a run at its bound)
     pairs = _Pairs(interpolator, config, stats)
 
     def pts_stream() -> Iterator[Fraction]:
@@ -128,10 +126,13 @@ def run(
                 logger.debug("dropping source frame %d: pts %s does not increase", frame.index, pts)
                 continue
             stats.source_frames += 1
-            if held is not None and held.repeats(frame.rgb):
+            verdict = held.step(frame.rgb) if held is not None else NEW
+            if verdict == DROP:
                 logger.debug("source frame %d repeats the previous one: out of the motion timeline", frame.index)
                 stats.held += 1
                 continue
+            if verdict == STILL:
+                still_pairs.add(kept - 1)
             frames[kept] = frame
             kept += 1
             last = pts
@@ -158,11 +159,12 @@ def run(
                 for old in [k for k in frames if k < out.source]:  # keep only the pair in use
                     frames.pop(old)
                     tensors.pop(old, None)
+                    still_pairs.discard(old)
                 i = out.source
                 if out.t == 0:
                     rgb = frames[i].rgb
                 else:
-                    pairs.prepare(i, tensor(i), tensor(i + 1), frames[i].rgb, frames[i + 1].rgb)
+                    pairs.prepare(i, tensor(i), tensor(i + 1), still=i in still_pairs)
                     if pairs.still:
                         rgb = frames[i].rgb
                     elif pairs.cut:

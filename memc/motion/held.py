@@ -41,22 +41,24 @@ def difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max())
 
 
+DROP, STILL, NEW = "drop", "still", "new"
+
+
 class HeldFrames:
-    """Decides, frame by frame, which frames repeat the last kept one (``repeats``)."""
+    """Decides, frame by frame, what a frame is to the motion timeline (``step``)."""
 
     def __init__(self, threshold: float = DEDUP_AUTO_THRESHOLD, max_run: int = MAX_RUN) -> None:
         self.threshold, self.max_run = threshold, max_run
         self._kept: np.ndarray | None = None
         self._run = 0
 
-    def repeats(self, rgb: np.ndarray) -> bool:
-        """True if ``rgb`` repeats the last kept frame and may be dropped; otherwise it is kept."""
+    def step(self, rgb: np.ndarray) -> str:
+        """DROP: ``rgb`` repeats the last kept frame. STILL: it repeats it too, but the run is at
+        ``max_run``, so it is kept and the pair is shown as the earlier frame. NEW: a change."""
         small = small_luma(rgb)
-        if self._kept is not None and self._run < self.max_run and self.same(self._kept, small):
+        same = self._kept is not None and difference(self._kept, small) <= self.threshold
+        if same and self._run < self.max_run:
             self._run += 1
-            return True
+            return DROP
         self._kept, self._run = small, 0
-        return False
-
-    def same(self, a: np.ndarray, b: np.ndarray) -> bool:
-        return difference(a, b) <= self.threshold
+        return STILL if same else NEW
