@@ -440,7 +440,9 @@ def pair(
 ) -> None:
     """Interpolate between two images IMAGE0 and IMAGE1 (for evaluation and debugging)."""
     from .io.images import read_image, write_image
+    from .motion.pictures import frame_with_pictures
     from .outputs import check_output
+    from .tensors import to_image, to_tensor
 
     configure_logging(ctx.obj["verbose"] + verbose, False)
     ts = _parse_times(times)
@@ -453,20 +455,18 @@ def pair(
     if a.shape != b.shape:
         raise InputError(f"images differ in size: {a.shape[1]}x{a.shape[0]} and {b.shape[1]}x{b.shape[0]}")
     interpolator = make_interpolator(flow, dis_preset, flow_scale, weights, device)
-    for name, image in zip(names, interpolator.interpolate(a, b, ts)):
-        write_image(name, image)
+    a_t, b_t = to_tensor(a, interpolator.device), to_tensor(b, interpolator.device)
+    flows = interpolator.flows(a_t, b_t) if any(0 < t < 1 for t in ts) else None  # once for every t
+    if debug_dir is not None:
+        os.makedirs(debug_dir, exist_ok=True)
+    for name, t in zip(names, ts):
+        if debug_dir is not None and 0 < t < 1:
+            frame = frame_with_pictures(interpolator, debug_dir, Path(name).stem, a_t, b_t, flows, t)
+        else:
+            frame = interpolator.frame(a_t, b_t, flows, t)
+        write_image(name, to_image(frame, a.dtype))
         click.echo(f"memc: wrote {name}", err=True)
     if debug_dir is not None:
-        from .motion.pictures import write_pictures
-        from .tensors import to_tensor
-
-        os.makedirs(debug_dir, exist_ok=True)
-        a_t, b_t = to_tensor(a, interpolator.device), to_tensor(b, interpolator.device)
-        flows = interpolator.flows(a_t, b_t)
-        for name, t in zip(names, ts):
-            if 0 < t < 1:
-                rendered = interpolator.render(a_t, b_t, flows, t)
-                write_pictures(debug_dir, Path(name).stem, a_t, b_t, flows, rendered, t)
         click.echo(f"memc: pictures of the motion in {debug_dir}", err=True)
 
 

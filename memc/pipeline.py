@@ -32,7 +32,7 @@ from .io.encode import VideoSink
 from .motion import scene
 from .motion.held import DROP, NEW, STILL, HeldFrames
 from .motion.interpolate import Interpolator
-from .motion.pictures import write_pictures
+from .motion.pictures import frame_with_pictures
 from .outputs import atomic_output, check_output
 from .tensors import to_image, to_tensor
 from .threads import BackgroundWriter, background
@@ -148,9 +148,8 @@ def run(
         start, end = config.debug_frames
         if config.debug_dir is None or not start <= index < end:
             return interpolator.frame(tensor(i), tensor(i + 1), pairs.flows, t)
-        rendered = interpolator.render(tensor(i), tensor(i + 1), pairs.flows, t)
-        write_pictures(config.debug_dir, f"frame_{index:06d}", tensor(i), tensor(i + 1), pairs.flows, rendered, t)
-        return interpolator.output(rendered.image, tensor(i))
+        name = f"frame_{index:06d}"
+        return frame_with_pictures(interpolator, config.debug_dir, name, tensor(i), tensor(i + 1), pairs.flows, t)
 
     with sink_factory(fps) as sink:
         writer = BackgroundWriter(lambda item: sink.write(*item), "memc-encode")

@@ -24,7 +24,7 @@ import torch
 
 from ..io.images import write_image
 from . import occlusion
-from .interpolate import PairFlows, Rendered
+from .interpolate import Interpolator, PairFlows, Rendered
 
 # Middlebury colour wheel (Baker et al., "A Database and Evaluation Methodology for Optical Flow"):
 # hue steps between red, yellow, green, cyan, blue and magenta, in these many steps each.
@@ -173,3 +173,18 @@ def write_pictures(
         write_image(path, picture)
         written.append(path)
     return written
+
+
+def frame_with_pictures(
+    interpolator: Interpolator,
+    folder: str | os.PathLike,
+    name: str,
+    image0: torch.Tensor,
+    image1: torch.Tensor,
+    flows: PairFlows,
+    t: float,
+) -> torch.Tensor:
+    """``interpolator.frame`` at t in (0, 1), writing its pictures as ``folder/NAME_*.png`` on the way."""
+    rendered = interpolator.render(image0, image1, flows, t)
+    write_pictures(folder, name, image0, image1, flows, rendered, t)
+    return interpolator.output(rendered.image, image0)
