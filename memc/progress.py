@@ -67,34 +67,11 @@ class progress_bar:
         self.bar = None
 
     def __enter__(self) -> ProgressFactory | None:
-        def factory(total: int | None) -> Callable[[int], None]:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total,
-                unit="frame",
-                desc=Path(self.name).name[:30],
-                file=sys.stderr,
-                dynamic_ncols=True,
-                leave=False,
-                position=self.position,
-            )
-            if self.on_frames is None:
-                return self.bar.update
-
-            def update(n: int) -> None:
-                self.bar.update(n)
-                self.on_frames(n)
-
-            return update
-
-        if self.enabled:
-            return factory
         if self.quiet:
             return None
 
-        def lines(total: int | None) -> Callable[[int], None]:
-            update = ProgressLines(self.name, total)
+        def factory(total: int | None) -> Callable[[int], None]:
+            update = self._bar(total) if self.enabled else ProgressLines(self.name, total)
             if self.on_frames is None:
                 return update
 
@@ -104,7 +81,21 @@ class progress_bar:
 
             return both
 
-        return lines
+        return factory
+
+    def _bar(self, total: int | None) -> Callable[[int], None]:
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=total,
+            unit="frame",
+            desc=Path(self.name).name[:30],
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+            position=self.position,
+        )
+        return self.bar.update
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
