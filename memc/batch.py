@@ -106,12 +106,12 @@ def _probe_video(path: Path) -> bool:
     import av
     import av.error
 
-    from .io.decode import STILL_DEMUXERS, TEXT_DEMUXERS
+    from .io.decode import TEXT_DEMUXERS, is_still_image
 
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             name = container.format.name
-            if name in STILL_DEMUXERS or name in TEXT_DEMUXERS or name.endswith("_pipe"):  # png_pipe, jpeg_pipe, ...
+            if is_still_image(name) or name in TEXT_DEMUXERS:
                 return False
             return any(not (s.disposition & av.stream.Disposition.attached_pic) for s in container.streams.video)
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:

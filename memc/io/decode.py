@@ -43,6 +43,11 @@ TEXT_DEMUXERS = {"tty", "ansi", "bin", "idf", "xbin", "adf"}
 STILL_DEMUXERS = {"image2"}
 
 
+def is_still_image(format_name: str) -> bool:
+    """Whether FFmpeg read the file with a still-image demuxer (``image2``, ``png_pipe`` ...)."""
+    return format_name in STILL_DEMUXERS or format_name.endswith("_pipe")
+
+
 @dataclass(frozen=True)
 class StreamInfo:
     """What the pipeline needs to know about the source video stream."""
@@ -189,7 +194,7 @@ class VideoSource:
         if container.format.name in TEXT_DEMUXERS:
             # FFmpeg renders any text file as an ANSI-art "video"; nobody means that.
             raise InputError(f"not a video file (looks like text): {self._name}")
-        if container.format.name in STILL_DEMUXERS or container.format.name.endswith("_pipe"):  # png_pipe ...
+        if is_still_image(container.format.name):
             raise InputError(
                 f"{self._name} is a still image, not a video; to interpolate between two images use memc pair A B"
             )
