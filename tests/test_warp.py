@@ -127,7 +127,7 @@ def test_synthesis_with_true_flows_reproduces_translation():
     flow_10 = -flow_01
     e0 = occlusion.consistency_error(flow_01, flow_10)
     e1 = occlusion.consistency_error(flow_10, flow_01)
-    out = synthesize(image0, image1, project_flow(flow_01, flow_10, 0.5, e0, e1), 0.5, e0, e1, flow_01, flow_10)
+    out = synthesize(image0, image1, project_flow(flow_01, flow_10, 0.5), 0.5, e0, e1, flow_01, flow_10)
     inner = (..., slice(6, -6), slice(6, -6))
     assert (out.image[inner] - truth[inner]).abs().max() < 2e-3  # bilinear error on a smooth pattern
     blend = (image0 + image1) / 2

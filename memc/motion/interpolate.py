@@ -57,6 +57,8 @@ class PairFlows:
     flow_10: torch.Tensor
     error_0: torch.Tensor  # (N, 1, H, W) forward-backward error at frame 0's pixels
     error_1: torch.Tensor
+    importance_0: torch.Tensor  # (N, 1, H, W) splat weight of frame 0's pixels (``occlusion.splat_importance``)
+    importance_1: torch.Tensor
     still: torch.Tensor | None = None  # (N, 1, H, W) 1 where the pair is still (static overlays); see ``still``
 
     @property
@@ -86,7 +88,7 @@ def render(
 ) -> Rendered:
     """Flows -> projection to t -> synthesis [-> refiner]: the frame at t, unclamped. Projection
     and synthesis run in float32; ``precision`` (e.g. an autocast) applies to the refiner only."""
-    projection = project_flow(flows.flow_01, flows.flow_10, t, flows.error_0, flows.error_1)
+    projection = project_flow(flows.flow_01, flows.flow_10, t, flows.importance_0, flows.importance_1)
     if flows.still is not None:
         projection = still.settle(projection, flows.still)
     synthesis = synthesize(image0, image1, projection, t, flows.error_0, flows.error_1, flows.flow_01, flows.flow_10)
@@ -102,11 +104,15 @@ def pair_flows(flow_01: torch.Tensor, flow_10: torch.Tensor, still_pixels: torch
     ``still.still_mask``) the flows are zero there and the projection keeps them in place."""
     if still_pixels is not None:
         flow_01, flow_10 = still.hold_still(flow_01, flow_10, still_pixels)
+    error_0 = occlusion.consistency_error(flow_01, flow_10)
+    error_1 = occlusion.consistency_error(flow_10, flow_01)
     return PairFlows(
         flow_01,
         flow_10,
-        occlusion.consistency_error(flow_01, flow_10),
-        occlusion.consistency_error(flow_10, flow_01),
+        error_0,
+        error_1,
+        occlusion.splat_importance(error_0, flow_01),
+        occlusion.splat_importance(error_1, flow_10),
         still_pixels,
     )
 
@@ -161,7 +167,11 @@ class Interpolator:
 
     @torch.no_grad()
     def flows(self, image0: torch.Tensor, image1: torch.Tensor) -> PairFlows:
-        """Estimate both flows once (at the flow scale) and their consistency errors."""
+        """Estimate both flows once, at the flow scale, with their consistency errors and still pixels.
+
+        The result stays at that scale (in its pixels): projection and the occlusion masks are
+        computed there for every t, and only the final warp runs at the images' size.
+        """
         check_shape(image0, "image0", channels=3)
         check_shape(image1, "image1", channels=3)
         h, w = image0.shape[-2:]
@@ -173,8 +183,12 @@ class Interpolator:
             b = F.interpolate(b, size=size, mode="bilinear", align_corners=False, antialias=True)
         with self._precision():
             flow_01, flow_10 = self.estimator.estimate(a, b)
-        flow_01, flow_10 = resize_flow(flow_01.float(), (h, w)), resize_flow(flow_10.float(), (h, w))
-        return pair_flows(flow_01, flow_10, still.still_mask(image0.float(), image1.float(), flow_01, flow_10))
+        flow_01, flow_10 = flow_01.float(), flow_10.float()
+        if self.refiner is not None:  # a refiner was trained on motion at the images' size
+            flow_01, flow_10 = resize_flow(flow_01, (h, w)), resize_flow(flow_10, (h, w))
+            a, b = image0, image1
+        # Otherwise the motion stays at the flow's size; synthesis warps the images at theirs.
+        return pair_flows(flow_01, flow_10, still.still_mask(a.float(), b.float(), flow_01, flow_10))
 
     @torch.no_grad()
     def render(self, image0: torch.Tensor, image1: torch.Tensor, flows: PairFlows, t: float) -> Rendered:

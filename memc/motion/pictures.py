@@ -109,7 +109,13 @@ def _labelled(label: str, image: np.ndarray) -> np.ndarray:
 
 
 def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int = 4) -> np.ndarray:
-    """Labelled tiles of one size in a grid, 4 px apart."""
+    """Labelled tiles in a grid, 4 px apart, each at the first tile's size (motion pictures are at
+    the flow's size, frames at the video's)."""
+    height, width = tiles[0][1].shape[:2]
+    tiles = [
+        (label, cv2.resize(image, (width, height)) if image.shape[:2] != (height, width) else image)
+        for label, image in tiles
+    ]
     tiles = [_labelled(label, image) for label, image in tiles]
     h, w = tiles[0].shape[:2]
     rows = -(-len(tiles) // columns)

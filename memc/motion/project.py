@@ -89,22 +89,24 @@ def project_flow(
     flow_01: torch.Tensor,
     flow_10: torch.Tensor,
     t: float,
-    error_0: torch.Tensor | None = None,
-    error_1: torch.Tensor | None = None,
+    importance_0: torch.Tensor | None = None,
+    importance_1: torch.Tensor | None = None,
 ) -> Projection:
-    """Intermediate flows at time t in [0, 1]; ``error_*`` are forward-backward errors (N, 1, H, W)."""
+    """Intermediate flows at time t in [0, 1].
+
+    ``importance_*`` (N, 1, H, W) rank sources that collide (``occlusion.splat_importance``); they
+    depend on the pair only, so a caller rendering several t computes them once.
+    """
     check_shape(flow_01, "flow_01", channels=2)
     check_shape(flow_10, "flow_10", channels=2)
     flow_01 = flow_01.float()
     flow_10 = flow_10.float()
-    if error_0 is None:
-        error_0 = occlusion.consistency_error(flow_01, flow_10)
-    if error_1 is None:
-        error_1 = occlusion.consistency_error(flow_10, flow_01)
-    flow_t0, cover_0 = forward_splat(-t * flow_01, t * flow_01, occlusion.splat_importance(error_0.float(), flow_01))
-    flow_t1, cover_1 = forward_splat(
-        -(1 - t) * flow_10, (1 - t) * flow_10, occlusion.splat_importance(error_1.float(), flow_10)
-    )
+    if importance_0 is None:
+        importance_0 = occlusion.splat_importance(occlusion.consistency_error(flow_01, flow_10), flow_01)
+    if importance_1 is None:
+        importance_1 = occlusion.splat_importance(occlusion.consistency_error(flow_10, flow_01), flow_10)
+    flow_t0, cover_0 = forward_splat(-t * flow_01, t * flow_01, importance_0)
+    flow_t1, cover_1 = forward_splat(-(1 - t) * flow_10, (1 - t) * flow_10, importance_1)
     return Projection(
         flow_t0=fill_holes(flow_t0, cover_0),
         flow_t1=fill_holes(flow_t1, cover_1),

@@ -6,6 +6,11 @@ with ``W0 = backward_warp(image0, flow_t0)``, ``W1 = backward_warp(image1, flow_
 visibilities ``V0, V1`` from ``occlusion.visibility`` (projection holes, consistency and arrival).
 Where both frames look occluded the floor in ``visibility`` turns this into the plain time-weighted
 blend of the two warps: a soft fallback, never a hole. Runs in float32.
+
+The projection may be smaller than the images (motion at the flow's resolution): the visibilities
+and blend weight are computed there, where they cost a fraction, and only the intermediate flows
+and the blend weight are upsampled for the final warp and blend at the images' size (RIFE does the
+same with its flows and mask). Motion detail finer than the flow's resolution was never estimated.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
+from ..tensors import resize_flow
 from . import occlusion
 from .project import Projection
 from .warp import backward_warp
@@ -25,7 +32,8 @@ class Synthesis:
     warped0: torch.Tensor  # (N, 3, H, W)
     warped1: torch.Tensor  # (N, 3, H, W)
     mask0: torch.Tensor  # (N, 1, H, W) blend weight of warped0; warped1 gets 1 - mask0
-    visibility0: torch.Tensor  # (N, 1, H, W) of frame 0 at t (``occlusion.visibility``), before time weights
+    # (N, 1, h, w) of frame 0 at t (``occlusion.visibility``), before time weights, at the projection's size
+    visibility0: torch.Tensor
     visibility1: torch.Tensor
 
 
@@ -46,16 +54,21 @@ def synthesize(
     """
     image0 = image0.float()
     image1 = image1.float()
-    # One warp per frame: the image (3 channels), its consistency error (1) and its flow (2) travel together.
-    sample0 = backward_warp(torch.cat((image0, error_0.float(), flow_01.float()), 1), projection.flow_t0)
-    sample1 = backward_warp(torch.cat((image1, error_1.float(), flow_10.float()), 1), projection.flow_t1)
-    warped0, warped1 = sample0[:, :3], sample1[:, :3]
-    arrival0 = occlusion.arrival_error(projection.flow_t0, sample0[:, 4:6], t)
-    arrival1 = occlusion.arrival_error(projection.flow_t1, sample1[:, 4:6], 1 - t)
-    vis0 = occlusion.visibility(projection.hole_t0, sample0[:, 3:4], arrival0)
-    vis1 = occlusion.visibility(projection.hole_t1, sample1[:, 3:4], arrival1)
+    # At the projection's size: each frame's consistency error (1 channel) and flow (2) sampled at t.
+    sample0 = backward_warp(torch.cat((error_0.float(), flow_01.float()), 1), projection.flow_t0)
+    sample1 = backward_warp(torch.cat((error_1.float(), flow_10.float()), 1), projection.flow_t1)
+    arrival0 = occlusion.arrival_error(projection.flow_t0, sample0[:, 1:3], t)
+    arrival1 = occlusion.arrival_error(projection.flow_t1, sample1[:, 1:3], 1 - t)
+    vis0 = occlusion.visibility(projection.hole_t0, sample0[:, 0:1], arrival0)
+    vis1 = occlusion.visibility(projection.hole_t1, sample1[:, 0:1], arrival1)
     weight0 = (1 - t) * vis0
     weight1 = t * vis1
     mask0 = weight0 / (weight0 + weight1)
-    image = mask0 * warped0 + (1 - mask0) * warped1
+    # At the images' size: the warps and the blend.
+    size = image0.shape[-2:]
+    if mask0.shape[-2:] != size:
+        mask0 = F.interpolate(mask0, size=size, mode="bilinear", align_corners=False)
+    warped0 = backward_warp(image0, resize_flow(projection.flow_t0, size))
+    warped1 = backward_warp(image1, resize_flow(projection.flow_t1, size))
+    image = warped1 + mask0 * (warped0 - warped1)
     return Synthesis(image, warped0, warped1, mask0, vis0, vis1)
