@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
-from .tensors import to_tensor
+from .tensors import to_image, to_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -229,8 +229,10 @@ def interpolator_predictor(interpolator) -> Predictor:
     """Flows once per pair, then one frame per t: what ``convert`` does."""
 
     def predict(image0: torch.Tensor, image1: torch.Tensor, times: list[float]) -> list[torch.Tensor]:
-        flows = interpolator.flows(image0, image1)
-        return [interpolator.frame(image0, image1, flows, t) for t in times]
+        # as 8-bit frames, like decoded video, so the path measured is the one convert takes
+        rgb0, rgb1 = to_image(image0), to_image(image1)
+        frames = interpolator.interpolate(rgb0, rgb1, times)
+        return [to_tensor(frame, image0.device) for frame in frames]
 
     return predict
 

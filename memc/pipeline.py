@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .config import ConvertConfig
@@ -143,13 +144,14 @@ def run(
             tensors[i] = to_tensor(frames[i].rgb, device)
         return tensors[i]
 
-    def frame_at(i: int, index: int, t: float) -> torch.Tensor:
+    def frame_at(i: int, index: int, t: float) -> np.ndarray:
         """Output frame ``index`` between source frames i and i + 1, with its pictures if asked for."""
         start, end = config.debug_frames
         if config.debug_dir is None or not start <= index < end:
-            return interpolator.frame(tensor(i), tensor(i + 1), pairs.flows, t)
+            return interpolator.frame_array(frames[i].rgb, frames[i + 1].rgb, tensor(i), tensor(i + 1), pairs.flows, t)
         name = f"frame_{index:06d}"
-        return frame_with_pictures(interpolator, config.debug_dir, name, tensor(i), tensor(i + 1), pairs.flows, t)
+        image = frame_with_pictures(interpolator, config.debug_dir, name, tensor(i), tensor(i + 1), pairs.flows, t)
+        return to_image(image, frames[i].rgb.dtype)
 
     with sink_factory(fps) as sink:
         writer = BackgroundWriter(lambda item: sink.write(*item), "memc-encode")
@@ -169,8 +171,7 @@ def run(
                     elif pairs.cut:
                         rgb = frames[i if out.t < Fraction(1, 2) else i + 1].rgb
                     else:
-                        image = frame_at(i, out.index, float(out.t))
-                        rgb = to_image(image, frames[i].rgb.dtype)
+                        rgb = frame_at(i, out.index, float(out.t))
                         stats.interpolated += 1
                 writer.put((rgb, out.index))
                 stats.output_frames += 1

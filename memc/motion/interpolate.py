@@ -22,7 +22,7 @@ from ..tensors import check_shape, resize_flow, to_image, to_tensor
 from . import occlusion, still
 from .estimate import FlowEstimator, MotionModel, Refiner, build_estimator
 from .project import Projection, project_flow
-from .synthesize import Synthesis, synthesize
+from .synthesize import Synthesis, blend_weight, compose_array, synthesize
 
 # Longest side at which flow is estimated when --flow-scale is automatic: large motion at
 # 1080p/4K is found at a reduced scale and the flow upsampled.
@@ -88,15 +88,21 @@ def render(
 ) -> Rendered:
     """Flows -> projection to t -> synthesis [-> refiner]: the frame at t, unclamped. Projection
     and synthesis run in float32; ``precision`` (e.g. an autocast) applies to the refiner only."""
-    projection = project_flow(flows.flow_01, flows.flow_10, t, flows.importance_0, flows.importance_1)
-    if flows.still is not None:
-        projection = still.settle(projection, flows.still)
+    projection = project(flows, t)
     synthesis = synthesize(image0, image1, projection, t, flows.error_0, flows.error_1, flows.flow_01, flows.flow_10)
     image = synthesis.image
     if refiner is not None:
         with precision or contextlib.nullcontext():
             image = refiner(image0, image1, projection, synthesis, t).float()
     return Rendered(image, synthesis, projection)
+
+
+def project(flows: PairFlows, t: float | torch.Tensor) -> Projection:
+    """The pair's motion projected to t, still pixels kept in place."""
+    projection = project_flow(flows.flow_01, flows.flow_10, t, flows.importance_0, flows.importance_1)
+    if flows.still is not None:
+        projection = still.settle(projection, flows.still)
+    return projection
 
 
 def pair_flows(flow_01: torch.Tensor, flow_10: torch.Tensor, still_pixels: torch.Tensor | None = None) -> PairFlows:
@@ -204,6 +210,25 @@ class Interpolator:
             return image1
         return self.output(self.render(image0, image1, flows, t).image, image0)
 
+    @torch.no_grad()
+    def frame_array(
+        self,
+        rgb0: np.ndarray,
+        rgb1: np.ndarray,
+        image0: torch.Tensor,
+        image1: torch.Tensor,
+        flows: PairFlows,
+        t: float,
+    ) -> np.ndarray:
+        """The frame at t in (0, 1) as an H x W x 3 array like ``rgb0``; ``image*`` are the same
+        frames as tensors. For 8-bit frames on the CPU without a refiner, the final warp and blend
+        run on the arrays (``synthesize.compose_array``): most of a CPU conversion's time was there."""
+        if self.device.type != "cpu" or self.refiner is not None or rgb0.dtype != np.uint8:
+            return to_image(self.frame(image0, image1, flows, t), rgb0.dtype)
+        projection = project(flows, t)
+        mask0, _, _ = blend_weight(projection, t, flows.error_0, flows.error_1, flows.flow_01, flows.flow_10)
+        return compose_array(rgb0, rgb1, projection.flow_t0, projection.flow_t1, mask0)
+
     @staticmethod
     def output(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """A rendered image as a frame: clamped to [0, 1], in the inputs' dtype."""
@@ -219,12 +244,16 @@ class Interpolator:
         if as_array:
             if image0.shape != image1.shape:
                 raise InputError(f"images differ in size: {image0.shape} and {image1.shape}")
-            dtype = image0.dtype
             a, b = to_tensor(image0, self.device), to_tensor(image1, self.device)
         else:
             a, b = image0.to(self.device).float(), image1.to(self.device).float()
         flows = self.flows(a, b) if any(0 < x < 1 for x in ts) else None
-        out = [self.frame(a, b, flows, x) if flows is not None else (a if x <= 0 else b) for x in ts]
-        if as_array:
-            out = [to_image(o, dtype) for o in out]
+        out = []
+        for x in ts:
+            if not 0 < x < 1:
+                out.append((image0 if x <= 0 else image1).copy() if as_array else (a if x <= 0 else b))
+            elif as_array:
+                out.append(self.frame_array(image0, image1, a, b, flows, x))
+            else:
+                out.append(self.frame(a, b, flows, x))
         return out if isinstance(t, (list, tuple)) else out[0]

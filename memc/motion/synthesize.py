@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..tensors import resize_flow
 from . import occlusion
 from .project import Projection
-from .warp import backward_warp
+from .warp import backward_warp, backward_warp_array
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,31 @@ class Synthesis:
     visibility1: torch.Tensor
 
 
+def blend_weight(
+    projection: Projection,
+    t: float,
+    error_0: torch.Tensor,
+    error_1: torch.Tensor,
+    flow_01: torch.Tensor,
+    flow_10: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Blend weight of frame 0 and both visibilities (N, 1, h, w), at the projection's size.
+
+    The pair's flows tell whether a sampled pixel arrives at x at time t: one that does not (an
+    object that has left) loses its visibility (``occlusion.arrival_error``).
+    """
+    # each frame's consistency error (1 channel) and flow (2) sampled at t in one warp
+    sample0 = backward_warp(torch.cat((error_0.float(), flow_01.float()), 1), projection.flow_t0)
+    sample1 = backward_warp(torch.cat((error_1.float(), flow_10.float()), 1), projection.flow_t1)
+    arrival0 = occlusion.arrival_error(projection.flow_t0, sample0[:, 1:3], t)
+    arrival1 = occlusion.arrival_error(projection.flow_t1, sample1[:, 1:3], 1 - t)
+    vis0 = occlusion.visibility(projection.hole_t0, sample0[:, 0:1], arrival0)
+    vis1 = occlusion.visibility(projection.hole_t1, sample1[:, 0:1], arrival1)
+    weight0 = (1 - t) * vis0
+    weight1 = t * vis1
+    return weight0 / (weight0 + weight1), vis0, vis1
+
+
 def synthesize(
     image0: torch.Tensor,
     image1: torch.Tensor,
@@ -47,24 +74,10 @@ def synthesize(
     flow_01: torch.Tensor,
     flow_10: torch.Tensor,
 ) -> Synthesis:
-    """Frame at time t from the two frames, their projection to t, consistency errors and flows.
-
-    The pair's flows tell whether a sampled pixel arrives at x at time t: one that does not (an
-    object that has left) loses its visibility (``occlusion.arrival_error``).
-    """
+    """Frame at time t from the two frames, their projection to t, consistency errors and flows."""
     image0 = image0.float()
     image1 = image1.float()
-    # At the projection's size: each frame's consistency error (1 channel) and flow (2) sampled at t.
-    sample0 = backward_warp(torch.cat((error_0.float(), flow_01.float()), 1), projection.flow_t0)
-    sample1 = backward_warp(torch.cat((error_1.float(), flow_10.float()), 1), projection.flow_t1)
-    arrival0 = occlusion.arrival_error(projection.flow_t0, sample0[:, 1:3], t)
-    arrival1 = occlusion.arrival_error(projection.flow_t1, sample1[:, 1:3], 1 - t)
-    vis0 = occlusion.visibility(projection.hole_t0, sample0[:, 0:1], arrival0)
-    vis1 = occlusion.visibility(projection.hole_t1, sample1[:, 0:1], arrival1)
-    weight0 = (1 - t) * vis0
-    weight1 = t * vis1
-    mask0 = weight0 / (weight0 + weight1)
-    # At the images' size: the warps and the blend.
+    mask0, vis0, vis1 = blend_weight(projection, t, error_0, error_1, flow_01, flow_10)
     size = image0.shape[-2:]
     if mask0.shape[-2:] != size:
         mask0 = F.interpolate(mask0, size=size, mode="bilinear", align_corners=False)
@@ -72,3 +85,32 @@ def synthesize(
     warped1 = backward_warp(image1, resize_flow(projection.flow_t1, size))
     image = warped1 + mask0 * (warped0 - warped1)
     return Synthesis(image, warped0, warped1, mask0, vis0, vis1)
+
+
+def compose_array(
+    rgb0: np.ndarray, rgb1: np.ndarray, flow_t0: torch.Tensor, flow_t1: torch.Tensor, mask0: torch.Tensor
+) -> np.ndarray:
+    """``synthesize``'s final warp and blend in OpenCV on H x W x 3 uint8 frames (CPU): the same
+    maths on 8-bit pixels, about five times faster than on float tensors. Flows and weight are
+    (1, C, h, w) at the projection's size; they are upsampled here."""
+    height, width = rgb0.shape[:2]
+    warped0 = backward_warp_array(rgb0, _upsampled_flow(flow_t0, height, width))
+    warped1 = backward_warp_array(rgb1, _upsampled_flow(flow_t1, height, width))
+    weight0 = _upsampled(mask0[0, 0].float().cpu().numpy(), height, width)
+    return cv2.blendLinear(warped0, warped1, weight0, 1 - weight0)
+
+
+def _upsampled(plane: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize with pixel-centre alignment (``F.interpolate(align_corners=False)``'s)."""
+    if plane.shape[:2] == (height, width):
+        return np.ascontiguousarray(plane)
+    return cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _upsampled_flow(flow: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """(1, 2, h, w) pixels -> H x W x 2 float32 in pixels of the (H, W) grid."""
+    h, w = flow.shape[-2:]
+    out = _upsampled(flow[0].float().permute(1, 2, 0).cpu().numpy(), height, width)
+    if (h, w) != (height, width):
+        out *= np.array([width / w, height / h], dtype=np.float32)
+    return out

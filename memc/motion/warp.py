@@ -5,10 +5,14 @@
 Pixel centres are at integer coordinates; a pixel coordinate ``x`` is normalized as
 ``2 x / (W - 1) - 1`` (``align_corners=True``) and samples outside the frame take the border
 value (``padding_mode="border"``), so a frame edge smears rather than turning black.
+``backward_warp_array`` is the same on H x W x C arrays with OpenCV's ``remap`` (whose pixel
+centres are also at integer coordinates), the fast path for 8-bit frames on a CPU.
 """
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -33,3 +37,10 @@ def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     gy = pos[:, 1] * (2.0 / max(h - 1, 1)) - 1.0
     grid = torch.stack((gx, gy), dim=-1)
     return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def backward_warp_array(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Sample ``image`` (H x W x C array) at ``x + flow(x)``; flow H x W x 2 float32 pixels, channel 0 = x."""
+    height, width = flow.shape[:2]
+    grid = np.indices((height, width), dtype=np.float32)[::-1].transpose(1, 2, 0)  # x, y per pixel
+    return cv2.remap(image, grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
