@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 RAY_MISSING = '--ray needs Ray: pip install "memc[ray]"'
 MAX_RETRIES = 3  # attempts after a worker dies (not after an error in the file: that would fail again)
+MAX_RETRIES_ENV = "MEMC_RAY_MAX_RETRIES"  # overrides MAX_RETRIES (0: a dead worker fails its file at once)
 WORK_DIR = ".memc-ray"  # beside the outputs: segment files and their manifest while a file is in progress
 CRASH_ONCE_ENV = "MEMC_RAY_TEST_CRASH_ONCE"  # tests: the first task to see no marker file creates it and dies
 POLL_SECONDS = 0.5
@@ -217,7 +218,8 @@ def _task_options(ray) -> dict[str, Any]:
     """One GPU per task on a cluster with GPUs, one CPU otherwise."""
     gpus = ray.cluster_resources().get("GPU", 0)
     resources: dict[str, Any] = {"num_gpus": 1} if gpus >= 1 else {"num_cpus": 1}
-    return {**resources, "max_retries": MAX_RETRIES, "retry_exceptions": False}
+    retries = int(os.environ.get(MAX_RETRIES_ENV, MAX_RETRIES))
+    return {**resources, "max_retries": retries, "retry_exceptions": False}
 
 
 @dataclass
@@ -388,16 +390,19 @@ class _Driver:
             if f.failed:
                 remove_if_empty(f.created)
 
-    def _fail(self, f: _File, error: BaseException) -> None:
+    def _fail(self, f: _File, error: BaseException, *, lost: bool = False) -> None:
+        """``lost``: the work was lost (a worker or node died past its retries), not refused by the file:
+        its other segments finish and stay, so a rerun converts only what is missing."""
         if f.failed:
             return
         f.failed = True
-        for ref in f.refs:
-            if ref in self.owner:
-                self.owner.pop(ref)
-                with contextlib.suppress(Exception):
-                    self.ray.cancel(ref, force=True)
-        _remove_work(f.work)
+        if not lost:
+            for ref in f.refs:
+                if ref in self.owner:
+                    self.owner.pop(ref)
+                    with contextlib.suppress(Exception):
+                        self.ray.cancel(ref, force=True)
+            _remove_work(f.work)
         self.report.failed.append((f.job.src, _reason(error)))
         logger.debug("%s failed", f.job.src, exc_info=error)
         if self.on_failure is not None:
@@ -424,6 +429,9 @@ class _Driver:
             self._own(f, ref)
             self.total += f.plan.outputs
             return f
+        logger.info(
+            "%s: %d segments, cut at keyframes every %g s or more", job.src, len(f.plan.segments), self.segment_seconds
+        )
         f.work = _work_dir(job.dst)
         _prepare_work(f.work, _manifest(job.src, config, self.spec, f.plan))
         suffix = job.dst.suffix
@@ -450,7 +458,7 @@ class _Driver:
         try:
             result: TaskResult = self.ray.get(ref)
         except Exception as error:  # noqa: BLE001 - the task's error, or its worker died MAX_RETRIES times
-            self._fail(f, _cause(error))
+            self._fail(f, _cause(error), lost=not isinstance(error, self.ray.exceptions.RayTaskError))
             return
         nodes.add(result.node)
         f.stats.append(result.stats)
