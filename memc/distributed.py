@@ -374,13 +374,13 @@ class _Driver:
             try:
                 while self.owner:
                     ready, _ = self.ray.wait(list(self.owner), num_returns=1, timeout=POLL_SECONDS)
-                    for ref in ready:
-                        self._finished(ref, nodes)
-                    if update is not None:
+                    if update is not None:  # before the lines of finished files, as a local batch prints
                         now = self.ray.get(self.counter.total.remote())
                         if now > done:
                             update(now - done)
                             done = now
+                    for ref in ready:
+                        self._finished(ref, nodes)
             except BaseException:
                 for ref in list(self.owner):  # Ctrl-C, SIGTERM: stop the workers too; finished segments stay
                     with contextlib.suppress(Exception):
