@@ -468,6 +468,11 @@ def _convert_on_ray(
     """``--ray``: the batch, or the one file, on a Ray cluster (``distributed``); exits with its status."""
     from .distributed import ModelSpec, convert_on_ray, import_ray
 
+    address = options.get("address")
+    if address is not None and os.path.exists(address):
+        raise click.UsageError(
+            f"--ray took {address!r} for the Ray address: write --ray after the inputs, or --ray=ADDRESS"
+        )
     import_ray()  # the one-line hint before anything else when Ray is missing
     if batch:
         if output is None:

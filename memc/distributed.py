@@ -208,18 +208,20 @@ def connect(address: str | None, num_cpus: int | None, *, verbose: bool = False)
         kwargs["runtime_env"] = {"env_vars": {CRASH_ONCE_ENV: crash}}
     try:
         ray.init(address=address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - Ray's many ways to fail to start or connect: one line
         where = f"at {address}" if address else "(local)"
         raise MemcError(f"cannot start or reach Ray {where}: {' '.join(str(e).split())}") from e
     return ray
 
 
-def _task_options(ray) -> dict[str, Any]:
-    """One GPU per task on a cluster with GPUs, one CPU otherwise."""
-    gpus = ray.cluster_resources().get("GPU", 0)
+def _task_options(ray, device: str) -> dict[str, Any]:
+    """One GPU per task on a cluster with GPUs (unless --device cpu), one CPU otherwise."""
+    gpus = ray.cluster_resources().get("GPU", 0) if device != "cpu" else 0
     resources: dict[str, Any] = {"num_gpus": 1} if gpus >= 1 else {"num_cpus": 1}
-    retries = int(os.environ.get(MAX_RETRIES_ENV, MAX_RETRIES))
-    return {**resources, "max_retries": retries, "retry_exceptions": False}
+    text = os.environ.get(MAX_RETRIES_ENV, str(MAX_RETRIES))
+    if not text.isdigit():
+        raise InputError(f"${MAX_RETRIES_ENV}: {text!r} is not a number of retries (0, 1, 2 ...)")
+    return {**resources, "max_retries": int(text), "retry_exceptions": False}
 
 
 @dataclass
@@ -359,7 +361,7 @@ class _Driver:
         self.ray, self.config, self.spec = ray, config, spec
         self.overwrite, self.quiet, self.segment_seconds = overwrite, quiet, segment_seconds
         self.outdir, self.overall, self.report, self.on_failure = outdir, overall, report, on_failure
-        options = _task_options(ray)
+        options = _task_options(ray, spec.device)
         self.file_task = ray.remote(**options)(_file_work)
         self.segment_task = ray.remote(**options)(_segment_work)
         self.counter = ray.remote(num_cpus=0)(_Counter).remote()

@@ -266,3 +266,9 @@ def test_without_ray_the_option_says_how_to_get_it(clips: Path, tmp_path: Path):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip() == 'memc: error: --ray needs Ray: pip install "memc[ray]"'
+
+
+def test_an_input_right_after_ray_is_not_taken_for_an_address(clips: Path, tmp_path: Path):
+    result = memc("--ray", str(clips / "a.mp4"), str(clips / "b.mkv"), "-o", str(tmp_path), "--fps", "60")
+    assert result.returncode == ExitStatus.USAGE
+    assert "write --ray after the inputs, or --ray=ADDRESS" in result.stderr
