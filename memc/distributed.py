@@ -235,6 +235,7 @@ class _File:
     work: Path | None = None  # the folder of its segment files
     parts: list[Path] = field(default_factory=list)
     refs: list[Any] = field(default_factory=list)
+    segment_of: dict[Any, int] = field(default_factory=dict)  # task ref -> the segment it makes
     stats: list[Stats] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     failed: bool = False
@@ -443,7 +444,9 @@ class _Driver:
             if part.exists():
                 logger.info("%s: segment %d done in an earlier run", job.src, segment.index)
                 continue
-            self._own(f, self.segment_task.remote(str(job.src), str(part), config, self.spec, segment, self.counter))
+            ref = self.segment_task.remote(str(job.src), str(part), config, self.spec, segment, self.counter)
+            f.segment_of[ref] = segment.index
+            self._own(f, ref)
             self.total += segment.outputs
         if not f.refs:
             self._join(f)
@@ -464,6 +467,14 @@ class _Driver:
             return
         nodes.add(result.node)
         f.stats.append(result.stats)
+        logger.info(
+            "%s: %s done on node %s: %d output frames in %.1f s",
+            f.job.src,
+            f"segment {f.segment_of[ref]}" if ref in f.segment_of else "file",
+            result.node[:12],
+            result.stats.output_frames,
+            result.stats.seconds,
+        )
         if any(r in self.owner for r in f.refs):
             return  # more segments to come
         if f.work is None:
