@@ -370,7 +370,7 @@ class _Driver:
         self.total = 0  # output frames to make in this run
 
     def run(self, jobs: Sequence[Job], nodes: set[str]) -> None:
-        files = [f for f in (self._submit(job) for job in jobs) if f is not None]
+        files = [self._submit(job) for job in jobs]
         with progress_bar(self.quiet, "ray", position=1) as factory:
             update = factory(self.total or None) if factory is not None else None
             done = 0
@@ -414,7 +414,7 @@ class _Driver:
             self.overall.echo(f"memc: error: {f.job.src}: {_reason(error)}")
         self.overall.file_done()
 
-    def _submit(self, job: Job) -> _File | None:
+    def _submit(self, job: Job) -> _File:
         from .segments import plan
 
         config = _for_job(self.config, job, self.outdir) if self.outdir is not None else self.config
