@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from .config import (
     AUTO_ESTIMATOR,
     DEDUP_AUTO_THRESHOLD,
     DEFAULT_SCENE_THRESHOLD,
+    DEFAULT_SEGMENT_SECONDS,
     DIS_PRESETS,
     ENCODER_PRESETS,
     ESTIMATORS,
@@ -29,7 +31,10 @@ from .config import (
     EncodeOptions,
 )
 from .errors import ExitStatus, InputError, MemcError, Terminated
+from .outputs import make_parents, remove_if_empty
 from .progress import progress_bar
+
+RAY_LOCAL = "local"  # --ray without an address: $RAY_ADDRESS, else a local Ray
 
 logger = logging.getLogger("memc")
 
@@ -294,6 +299,31 @@ def default_output(src: str, fps: Fraction | None, factor: Fraction | None) -> s
 @click.option(
     "--glob", "pattern", default=None, metavar="PATTERN", help="With a folder input: which files (e.g. '*.mkv')."
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value=RAY_LOCAL,
+    default=None,
+    metavar="[ADDRESS]",
+    help="Spread the work over a Ray cluster: connect to ADDRESS (or $RAY_ADDRESS), else start a local Ray. "
+    "Needs memc[ray]. Write it after the inputs, or as --ray=ADDRESS.",
+)
+@click.option(
+    "--ray-cpus",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="CPUs of the local Ray that --ray starts (default: all); each task takes one.",
+)
+@click.option(
+    "--segment-seconds",
+    type=click.FloatRange(0),
+    default=DEFAULT_SEGMENT_SECONDS,
+    show_default=True,
+    metavar="S",
+    help="With --ray: cut files longer than this at keyframes, one task per piece (0: a task per file).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @verbosity_option
 @click.pass_context
@@ -324,6 +354,9 @@ def convert(
     pix_fmt,
     in_fps,
     pattern,
+    ray_address,
+    ray_cpus,
+    segment_seconds,
     quiet,
     verbose,
 ) -> None:
@@ -335,7 +368,16 @@ def convert(
         raise click.UsageError("--fps and --factor exclude each other: give one")
     if fps is None and factor is None:
         raise click.UsageError("give the output rate with --fps (e.g. --fps 60) or --factor")
-    resolved_device = _device_or_fail(device)
+    if ray_address is not None:
+        # The workers choose their own device (a GPU worker its GPU); the driver may have none. Every
+        # segment of a file must come from the same encoder, so NVENC only when named with -c:v.
+        _check_device_name(device)
+        resolved_device, hwaccel = device, False
+    else:
+        if ray_cpus is not None:
+            raise click.UsageError("--ray-cpus goes with --ray")
+        resolved_device = _device_or_fail(device)
+        hwaccel = resolved_device.type == "cuda"
     config = ConvertConfig(
         fps=fps,
         factor=factor,
@@ -344,14 +386,29 @@ def convert(
         dedup=dedup,
         debug_dir=debug_dir,
         debug_frames=debug_frames,
-        encode=EncodeOptions(
-            codec=codec, crf=crf, preset=preset, pix_fmt=out_pix_fmt, hwaccel=resolved_device.type == "cuda"
-        ),
+        encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=out_pix_fmt, hwaccel=hwaccel),
         output_format=out_format,
         input=InputOptions(format=in_format, raw_size=size, raw_pix_fmt=pix_fmt, raw_fps=in_fps),
     )
     into_folder = output not in (None, "-") and (os.path.isdir(output) or output.endswith(("/", os.sep)))
     batch = len(inputs) > 1 or any(os.path.isdir(p) for p in inputs)
+    if ray_address is not None:
+        _convert_on_ray(
+            ctx,
+            inputs,
+            output,
+            config,
+            batch=batch,
+            into_folder=into_folder,
+            address=None if ray_address == RAY_LOCAL else ray_address,
+            num_cpus=ray_cpus,
+            overwrite=overwrite,
+            pattern=pattern,
+            quiet=quiet,
+            verbose=ctx.obj["verbose"] + verbose > 0,
+            segment_seconds=segment_seconds,
+            model=dict(flow=flow, dis_preset=dis_preset, flow_scale=flow_scale, weights=weights, device=device),
+        )
     if batch:
         from .batch import run_batch
 
@@ -376,7 +433,7 @@ def convert(
             "no video on stdin: pipe a stream in, e.g. "
             "ffmpeg -i in.mkv -f yuv4mpegpipe - | memc convert - --fps 60 -o out.mp4"
         )
-    from .outputs import check_output, make_parents, remove_if_empty
+    from .outputs import check_output
     from .pipeline import convert as run_convert
 
     created = make_parents(Path(dst)) if into_folder else []  # as a batch would: -o out/ may be new
@@ -397,6 +454,45 @@ def _device_or_fail(device: str):
     from .motion.interpolate import resolve_device
 
     return resolve_device(device)
+
+
+def _check_device_name(device: str) -> None:
+    """``--ray``: the driver only names the device; each worker resolves it on its own machine."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise InputError(f"--device: {device!r} is not a device (use auto, cpu, cuda or cuda:N)")
+
+
+def _convert_on_ray(
+    ctx: click.Context, inputs, output, config, *, batch: bool, into_folder: bool, model: dict, **options
+) -> None:
+    """``--ray``: the batch, or the one file, on a Ray cluster (``distributed``); exits with its status."""
+    from .distributed import ModelSpec, convert_on_ray, import_ray
+
+    address = options.get("address")
+    if address is not None and os.path.exists(address):
+        raise click.UsageError(
+            f"--ray took {address!r} for the Ray address: write --ray after the inputs, or --ray=ADDRESS"
+        )
+    import_ray()  # the one-line hint before anything else when Ray is missing
+    if batch:
+        if output is None:
+            raise click.UsageError("several inputs or a folder need -o OUTDIR")
+        status = convert_on_ray(inputs, output, config, ModelSpec(**model), batch=True, **options)
+        ctx.exit(int(status))
+    src = inputs[0]
+    if src == "-" or output == "-":
+        raise InputError("--ray converts files: a pipe ('-') runs locally, without --ray")
+    dst = output if output is not None else default_output(src, config.fps, config.factor)
+    created = []
+    if into_folder:
+        dst = os.path.join(output, os.path.basename(src))
+        created = make_parents(Path(dst))
+    try:
+        status = convert_on_ray([src], dst, config, ModelSpec(**model), batch=False, **options)
+    except BaseException:
+        remove_if_empty(created)
+        raise
+    ctx.exit(int(status))
 
 
 def _parse_times(text: str) -> list[float]:

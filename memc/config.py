@@ -83,6 +83,9 @@ DEFAULT_SCENE_THRESHOLD = 0.4
 # --dedup auto: a frame that differs from the last kept one by at most this many grey levels (8-bit
 # scale, luma at 1/4 size) repeats it. Opt-in: ordinary footage has near-still pairs below it.
 DEDUP_AUTO_THRESHOLD = 10.0
+# --ray: files longer than this are cut at keyframes into pieces of about this length, one task each.
+# A few minutes: a long video spreads over the workers, a task stays short enough to retry cheaply.
+DEFAULT_SEGMENT_SECONDS = 180.0
 
 
 def resolve_flow(name: str, weights: str | None = None) -> EstimatorSpec:

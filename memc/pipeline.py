@@ -105,8 +105,16 @@ def run(
     interpolator: Interpolator,
     config: ConvertConfig,
     progress: Callable[[int], None] | None = None,
+    window: tuple[Fraction, Fraction | None] | None = None,
 ) -> Stats:
-    """Convert everything ``source`` decodes into the sink made for the output rate; returns Stats."""
+    """Convert everything ``source`` decodes into the sink made for the output rate; returns Stats.
+
+    ``window`` = (lo, hi) writes only the output frames with lo <= pts < hi (hi None: to the end),
+    for a segment of a longer video (``segments``). The output grid stays the whole video's
+    (``info.start + k / fps``, frame numbers k included), and every output frame depends only on
+    the source pair around it, so a segment's frames are the ones the whole run makes there. The
+    source must start at or before lo; decoding stops at the first source frame at or after hi.
+    """
     started = time.perf_counter()
     info = source.info
     fps = config.output_fps(info.fps)
@@ -153,14 +161,20 @@ def run(
         image = frame_with_pictures(interpolator, config.debug_dir, name, tensor(i), tensor(i + 1), pairs.flows, t)
         return to_image(image, frames[i].rgb.dtype)
 
+    lo, hi = window if window is not None else (None, None)
     with sink_factory(fps) as sink:
         writer = BackgroundWriter(lambda item: sink.write(*item), "memc-encode")
+        outputs = retime(pts_stream(), fps, frame_duration=1 / info.fps, start=info.start)
         try:
-            for out in retime(pts_stream(), fps, frame_duration=1 / info.fps):
+            for out in outputs:
                 for old in [k for k in frames if k < out.source]:  # keep only the pair in use
                     frames.pop(old)
                     tensors.pop(old, None)
                     still_pairs.discard(old)
+                if hi is not None and out.pts >= hi:
+                    break
+                if lo is not None and out.pts < lo:
+                    continue
                 i = out.source
                 if out.t == 0:
                     rgb = frames[i].rgb
@@ -180,6 +194,8 @@ def run(
         except BaseException:
             writer.close(drain=False)
             raise
+        finally:
+            outputs.close()  # stops the decoder thread now when a window ends early
         writer.close()
     stats.truncated = source.truncated
     stats.seconds = time.perf_counter() - started

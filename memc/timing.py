@@ -87,19 +87,23 @@ def retime(
     fps: Fraction,
     end: Fraction | None = None,
     frame_duration: Fraction | None = None,
+    start: Fraction | None = None,
 ) -> Iterator[OutputFrame]:
     """Map output frames onto source intervals, streaming.
 
     ``source_pts`` must increase strictly. ``end`` is where the last source frame stops showing;
     without it the last frame lasts as long as the interval before it (CFR behaviour), and a lone
     frame lasts ``frame_duration`` (the source's nominal 1/fps; one output frame if not given).
+    ``start`` is the grid's origin (output frame 0), the first pts by default; a segment of a longer
+    video passes the video's own start, so its frames keep the numbers and times of the whole.
     """
     it = iter(source_pts)
     try:
         prev = next(it)
     except StopIteration:
         return
-    start = prev
+    if start is None:
+        start = prev
     i = 0
     last_step: Fraction | None = None
     for pts in it:

@@ -116,3 +116,15 @@ def test_millisecond_timestamps_snap_to_the_nominal_rate():
     assert len(list(retime(snapped, Fr(120)))) == 60
     # a genuinely off-grid (VFR) timestamp is left alone
     assert snap_to_grid(Fr(50, 1000), Fr(0), Fr(30), tb) == Fr(50, 1000)
+
+
+def test_a_slice_on_the_whole_grid_gives_the_whole_runs_frames():
+    """What a segment of --ray relies on: retime of frames a..b with the video's start numbers and
+    times its output frames as the whole run does, for those in [pts_a, pts_b)."""
+    pts = [Fr(k, 24) + Fr(1, 7) for k in range(48)]
+    whole = list(retime(pts, Fr(60000, 1001)))
+    a, b = 13, 31
+    lo, hi = pts[a], pts[b]
+    part = [o for o in retime(pts[a : b + 1], Fr(60000, 1001), start=pts[0]) if lo <= o.pts < hi]
+    expected = [o for o in whole if lo <= o.pts < hi]
+    assert [(o.index, o.pts, o.source + a, o.t) for o in part] == [(o.index, o.pts, o.source, o.t) for o in expected]

@@ -112,6 +112,10 @@ class VideoSource:
 
     Single pass: ``frames()`` may be iterated once. Attributes: ``info`` (StreamInfo) and
     ``truncated`` (True once decoding stopped early on corrupt or missing data).
+
+    ``seek`` (seconds, a file input) starts ``frames()`` at the keyframe at or before that time
+    rather than at the start, for a segment of a long video; ``info`` still describes the whole
+    stream (its ``start`` is the first frame's). Frame indices then count from that keyframe.
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class VideoSource:
         raw_pix_fmt: str | None = None,
         raw_fps: Fraction | None = None,
         threads: bool = True,
+        seek: Fraction | None = None,
     ) -> None:
         self.truncated = False
         self._name = self._describe(source)
@@ -149,6 +154,8 @@ class VideoSource:
             raise InputError(f"not a video file: {self._name} ({one_line(e)})") from e
         try:
             self._start(threads)
+            if seek is not None and seek > self.info.start:
+                self._seek(Fraction(seek))
         except BaseException:
             self._container.close()
             raise
@@ -218,6 +225,22 @@ class VideoSource:
         if self._first is None:
             raise DecodeError(f"no decodable video frames in {self._name}")
         self.info = self._build_info(self._first[0])
+
+    def _seek(self, time: Fraction) -> None:
+        """Restart decoding at the keyframe at or before ``time``; from the start if the demuxer overshoots."""
+        self._frames.close()
+        for target in (time, self.info.start):
+            try:
+                self._container.seek(round(target / self._time_base), stream=self._stream, backward=True)
+            except (av.error.FFmpegError, OSError) as e:
+                raise DecodeError(f"cannot seek in {self._name} to {float(target):.3f} s: {one_line(e)}") from e
+            self._frames = self._decode_frames()
+            self._first = next(self._frames, None)
+            if self._first is not None and self._first[1] <= time:
+                return
+            self._frames.close()
+            logger.debug("seeking %s to %s landed at %s; trying the start", self._name, target, self._first)
+        raise DecodeError(f"cannot seek in {self._name} to {float(time):.3f} s: no frame at or before it")
 
     def _build_info(self, first: av.VideoFrame) -> StreamInfo:
         container, stream = self._container, self._stream
