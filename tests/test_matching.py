@@ -103,3 +103,14 @@ def test_arrival_error_flags_a_pixel_that_has_left():
     moving = torch.full((1, 2, 4, 4), 10.0)  # but that pixel moves 10 px each way by t = 1
     assert torch.allclose(occlusion.arrival_error(flow_t, moving, 0.5), torch.full((1, 1, 4, 4), 50**0.5))
     assert occlusion.arrival_error(flow_t, torch.zeros_like(moving), 0.5).abs().max() == 0
+
+
+def test_consistency_floor_only_where_one_frame_passes():
+    hole, arrives = torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1)
+    occluded, tracked = torch.full((1, 1, 1, 1), 20.0), torch.zeros(1, 1, 1, 1)
+    # occluded in the other frame: the failing frame keeps the floor
+    kept = occlusion.visibility(hole, occluded, arrives, tracked)
+    assert kept.item() >= occlusion.CONSISTENCY_FLOOR
+    # both fail (broken flow): no floor, so neither frame's hole or arrival steers the blend
+    broken = occlusion.visibility(hole, occluded, arrives, occluded)
+    assert broken.item() == pytest.approx(occlusion.confidence(occluded).item())

@@ -14,8 +14,10 @@ Two signals, both cheap and computed from the flows alone:
   has left (its old place at time t shows background that frame 0 hides), y is the object, which
   is elsewhere at t: m_0 is large and frame 0 must not be used there, however well tracked y is.
 
-Visibility of frame 0 at time t is ``(1 - hole_t0) * c(err_0(y)) * c(m_0)`` with
-``c(e) = 1 / (1 + (e / TOLERANCE)^2)``, and likewise for frame 1. ``synthesize`` blends with these.
+Visibility of frame 0 at time t is ``(1 - hole_t0) * (f + (1 - f) c(err_0(y))) * c(m_0)`` with
+``c(e) = 1 / (1 + (e / TOLERANCE)^2)``, and likewise for frame 1. The floor ``f`` is
+``CONSISTENCY_FLOOR`` where at least one frame passes the consistency test at x
+(``min(err_0, err_1) <= FAILURE``), else 0. ``synthesize`` blends with these.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from .warp import backward_warp
 # Forward-backward error (pixels) at which a sample counts half: sub-pixel flow noise must not
 # count as occlusion, a pixel that lands a few pixels off must.
 TOLERANCE = 1.5
+# Forward-backward error (pixels) above which a pixel fails the consistency test.
+FAILURE = 3 * TOLERANCE
 # Importance of a source pixel when several land on the same target pixel (softmax splatting).
 SPLAT_SHARPNESS = 1.0
 # Two well-tracked sources landing on one pixel (a ball over a lawn it hides at t but not at 0 or 1)
@@ -34,7 +38,8 @@ SPLAT_SHARPNESS = 1.0
 # be in front: importance grows by FOREGROUND_GAIN per pixel of deviation, up to FOREGROUND_CAP px.
 FOREGROUND_GAIN = 0.5
 FOREGROUND_CAP = 8.0
-# Share of visibility a pixel keeps when it fails the consistency test but arrives where it should.
+# Share of visibility a pixel keeps when it fails the consistency test but arrives where it should,
+# given only where at least one of the two frames passes the test (see ``visibility``).
 CONSISTENCY_FLOOR = 0.1
 # Smallest visibility; keeps the blend defined where both frames look occluded.
 FLOOR = 1e-3
@@ -79,14 +84,24 @@ def confidence(error: torch.Tensor) -> torch.Tensor:
     return 1.0 / (1.0 + (error / TOLERANCE) ** 2)
 
 
-def visibility(hole: torch.Tensor, error_at_t: torch.Tensor, arrival: torch.Tensor) -> torch.Tensor:
-    """Soft visibility (N, 1, H, W) of a source frame at time t: projection hole, consistency and arrival errors."""
+def visibility(
+    hole: torch.Tensor, error_at_t: torch.Tensor, arrival: torch.Tensor, other_error_at_t: torch.Tensor
+) -> torch.Tensor:
+    """Soft visibility (N, 1, H, W) of a source frame at time t: projection hole, consistency and arrival errors.
+
+    ``other_error_at_t`` is the other frame's consistency error, sampled at the same pixels of t.
+    """
     consistent = confidence(error_at_t)
-    # a pixel occluded in the other frame fails the consistency test yet is seen at t if it arrives
-    trust = (CONSISTENCY_FLOOR + (1 - CONSISTENCY_FLOOR) * consistent) * confidence(arrival)
+    # A pixel occluded in the other frame fails the consistency test yet is seen at t if it arrives:
+    # it keeps a floor. Where both frames fail, the flow is broken rather than occluded: a floor
+    # there would let the unreliable hole and arrival signals steer the blend, so there is none and
+    # the blend follows the (tiny) consistencies, down to plain time weights at FLOOR.
+    passes = torch.minimum(error_at_t, other_error_at_t) <= FAILURE
+    floor = CONSISTENCY_FLOOR * passes.to(consistent.dtype)
+    trust = (floor + (1 - floor) * consistent) * confidence(arrival)
     return ((1.0 - hole) * trust).clamp(min=FLOOR)
 
 
-def failure_fraction(error: torch.Tensor, threshold: float = 3 * TOLERANCE) -> torch.Tensor:
+def failure_fraction(error: torch.Tensor, threshold: float = FAILURE) -> torch.Tensor:
     """Share of pixels (per batch item) whose flow fails the consistency test: a scene-cut signal."""
     return (error > threshold).float().mean(dim=(1, 2, 3))

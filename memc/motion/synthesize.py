@@ -4,8 +4,10 @@
 
 with ``W0 = backward_warp(image0, flow_t0)``, ``W1 = backward_warp(image1, flow_t1)`` and the
 visibilities ``V0, V1`` from ``occlusion.visibility`` (projection holes, consistency and arrival).
-Where both frames look occluded the floor in ``visibility`` turns this into the plain time-weighted
-blend of the two warps: a soft fallback, never a hole. Runs in float32.
+Where both frames fail the consistency test (broken flow) ``visibility`` gives neither a floor:
+the blend follows their consistencies and, where both are hopeless, falls to the plain
+time-weighted blend of the two warps (``occlusion.FLOOR``): a soft fallback, never a hole. Runs in
+float32.
 
 The projection may be smaller than the images (motion at the flow's resolution): the visibilities
 and blend weight are computed there, where they cost a fraction, and only the intermediate flows
@@ -57,8 +59,9 @@ def blend_weight(
     sample1 = backward_warp(torch.cat((error_1.float(), flow_10.float()), 1), projection.flow_t1)
     arrival0 = occlusion.arrival_error(projection.flow_t0, sample0[:, 1:3], t)
     arrival1 = occlusion.arrival_error(projection.flow_t1, sample1[:, 1:3], 1 - t)
-    vis0 = occlusion.visibility(projection.hole_t0, sample0[:, 0:1], arrival0)
-    vis1 = occlusion.visibility(projection.hole_t1, sample1[:, 0:1], arrival1)
+    error0, error1 = sample0[:, 0:1], sample1[:, 0:1]
+    vis0 = occlusion.visibility(projection.hole_t0, error0, arrival0, error1)
+    vis1 = occlusion.visibility(projection.hole_t1, error1, arrival1, error0)
     weight0 = (1 - t) * vis0
     weight1 = t * vis1
     return weight0 / (weight0 + weight1), vis0, vis1
