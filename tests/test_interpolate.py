@@ -88,9 +88,9 @@ def test_array_path_matches_tensor_path(flow_scale):
         fast = ip.frame_array(f0, f1, a, b, flows, t).astype(np.int16)
         reference = to_image(ip.frame(a, b, flows, t)).astype(np.int16)
         difference = np.abs(fast - reference)[BORDER:-BORDER, BORDER:-BORDER]
-        # 8-bit warps round once more than float ones: measured at most 1 level, 0.10-0.18 on average
+        # OpenCV's remap places samples to 1/32 px: measured at most 1 level apart, 0.10-0.18 on average
         assert difference.max() <= 2 and difference.mean() < 0.3, (difference.max(), difference.mean())
-        assert psnr(fast.astype(np.uint8), scene.frame_u8(t), BORDER) > 34.0  # measured 37.1-38.3
+        assert psnr(fast.astype(np.uint8), scene.frame_u8(t), BORDER) > 34.0  # measured 36.1-38.1
 
 
 def test_bad_arguments():

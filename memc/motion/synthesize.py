@@ -93,14 +93,16 @@ def synthesize(
 def compose_array(
     rgb0: np.ndarray, rgb1: np.ndarray, flow_t0: torch.Tensor, flow_t1: torch.Tensor, mask0: torch.Tensor
 ) -> np.ndarray:
-    """``synthesize``'s final warp and blend in OpenCV on H x W x 3 uint8 frames (CPU): the same
-    maths on 8-bit pixels, about five times faster than on float tensors. Flows and weight are
-    (1, C, h, w) at the projection's size; they are upsampled here."""
+    """``synthesize``'s final warp and blend in OpenCV for H x W x 3 uint8 frames on a CPU: the same
+    maths (samples placed to 1/32 px), several times faster than ``grid_sample`` on float tensors.
+    Flows and weight are (1, C, h, w) at the projection's size; they are upsampled here."""
     height, width = rgb0.shape[:2]
-    warped0 = backward_warp_array(rgb0, _upsampled_flow(flow_t0, height, width))
-    warped1 = backward_warp_array(rgb1, _upsampled_flow(flow_t1, height, width))
-    weight0 = _upsampled(mask0[0, 0].float().cpu().numpy(), height, width)
-    return cv2.blendLinear(warped0, warped1, weight0, 1 - weight0)
+    # float32 warps, rounded once at the end: rounding each 8-bit warp too cost 0.1-0.8 dB on clean clips
+    warped0 = backward_warp_array(rgb0.astype(np.float32), _upsampled_flow(flow_t0, height, width))
+    warped1 = backward_warp_array(rgb1.astype(np.float32), _upsampled_flow(flow_t1, height, width))
+    weight0 = _upsampled(mask0[0, 0].float().cpu().numpy(), height, width)[..., None]
+    blended = warped1 + weight0 * (warped0 - warped1)
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
 def _upsampled(plane: np.ndarray, height: int, width: int) -> np.ndarray:
