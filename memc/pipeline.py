@@ -210,6 +210,14 @@ def estimated_output_frames(source: VideoSource, fps: Fraction) -> int | None:
     return output_frame_count(info.start, info.start + info.duration, fps)
 
 
+def open_source(src: str, config: ConvertConfig, seek: Fraction | None = None) -> VideoSource:
+    """The decoder for ``src`` with the input options of ``config`` (raw/pipe formats), from ``seek`` if given."""
+    opts = config.input
+    return VideoSource(
+        src, format=opts.format, raw_size=opts.raw_size, raw_pix_fmt=opts.raw_pix_fmt, raw_fps=opts.raw_fps, seek=seek
+    )
+
+
 def convert(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -228,14 +236,7 @@ def convert(
     check_output(dst, overwrite, inputs=(src,))
     if config.debug_dir is not None:
         os.makedirs(config.debug_dir, exist_ok=True)
-    opts = config.input
-    with VideoSource(
-        src,
-        format=opts.format,
-        raw_size=opts.raw_size,
-        raw_pix_fmt=opts.raw_pix_fmt,
-        raw_fps=opts.raw_fps,
-    ) as source:
+    with open_source(src, config) as source:
         info = source.info
         fps = config.output_fps(info.fps)
         progress = progress_factory(estimated_output_frames(source, fps)) if progress_factory else None

@@ -159,19 +159,10 @@ def convert_segment(
     Returns the run's Stats. DecodeError when a middle segment comes out short (the source
     decodes differently from what its index says); nothing is left under ``dst`` then.
     """
-    from .io.decode import VideoSource
     from .io.encode import VideoSink
-    from .pipeline import run
+    from .pipeline import open_source, run
 
-    opts = config.input
-    with VideoSource(
-        src,
-        format=opts.format,
-        raw_size=opts.raw_size,
-        raw_pix_fmt=opts.raw_pix_fmt,
-        raw_fps=opts.raw_fps,
-        seek=segment.seek,
-    ) as source:
+    with open_source(src, config, seek=segment.seek) as source:
         info = source.info
 
         with atomic_output(dst) as tmp:
