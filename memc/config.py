@@ -61,9 +61,9 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
     )
 }
 # Keeps small fast objects (+11 dB object-region PSNR on the hard-motion suite's small disc) and is
-# not behind dis on the full dev protocol (31.713 vs 31.707 with today's occlusion code; the earlier
-# dis's 31.79 is lost to occlusion.CONSISTENCY_FLOOR, see the motion issue's notes). learned v1 ties
-# dis on dev (31.78 before that change) at 2-4x the cost.
+# not behind dis on the full dev protocol (31.713 vs 31.707 when measured; since the consistency
+# floor applies only where one frame passes, dis gained on every clip measured, 31.78 on 10 of 12
+# with the old figures for the rest, and dis-bm was not re-run). learned v1 ties dis on dev at 2-4x the cost.
 AUTO_ESTIMATOR = "dis-bm"
 FLOW_CHOICES = ("auto", *ESTIMATORS)
 DIS_PRESETS = ("ultrafast", "fast", "medium")
