@@ -518,38 +518,34 @@ def convert_on_ray(
 ) -> ExitStatus:
     """The CLI's ``--ray``: a batch (several inputs or a folder into OUTDIR) or one file into one
     output. A batch returns OK or PARTIAL; a single file raises its failure, as a local run does."""
+    errors: list[BaseException] = []
     if batch:
         jobs = discover(inputs, output, pattern)  # refused before Ray starts, as the local batch is
-        return run_ray(
-            jobs,
-            config,
-            spec,
-            outdir=output,
-            address=address,
-            num_cpus=num_cpus,
-            overwrite=overwrite,
-            quiet=quiet,
-            verbose=verbose,
-            segment_seconds=segment_seconds,
-        ).status
-    src, dst = (os.fspath(p) for p in (inputs[0], output))
-    if "-" in (src, dst):
-        raise InputError("--ray converts files: a pipe ('-') runs locally, without --ray")
-    check_output(dst, overwrite, inputs=(src,))
-    if not os.path.isfile(src):
-        raise InputError(f"no such file: {src}")
-    errors: list[BaseException] = []
+        outdir, on_failure = output, None
+    else:
+        src, dst = (os.fspath(p) for p in (inputs[0], output))
+        if "-" in (src, dst):
+            raise InputError("--ray converts files: a pipe ('-') runs locally, without --ray")
+        check_output(dst, overwrite, inputs=(src,))
+        if not os.path.isfile(src):
+            raise InputError(f"no such file: {src}")
+        jobs, outdir = [Job(Path(src), Path(dst))], None
+
+        def on_failure(_src: Path, error: BaseException) -> None:  # raised below: one line, as a local run's
+            errors.append(error)
+
     report = run_ray(
-        [Job(Path(src), Path(dst))],
+        jobs,
         config,
         spec,
+        outdir=outdir,
         address=address,
         num_cpus=num_cpus,
         overwrite=overwrite,
         quiet=quiet,
         verbose=verbose,
         segment_seconds=segment_seconds,
-        on_failure=lambda _src, error: errors.append(error),  # raised: one line, as a local run's error
+        on_failure=on_failure,
     )
     if errors:
         raise errors[0] if isinstance(errors[0], MemcError) else MemcError(_reason(errors[0]))

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -218,6 +217,33 @@ def open_source(src: str, config: ConvertConfig, seek: Fraction | None = None) -
     )
 
 
+def sink_for(
+    target: str | os.PathLike,
+    source: VideoSource,
+    config: ConvertConfig,
+    label: str,
+    copy_streams_from: str | None = None,
+) -> Callable[[Fraction], VideoSink]:
+    """The encoder ``run`` opens once it knows the output rate: the source's size and colour,
+    ``config``'s encoding and container; errors name ``label`` (the final output, not ``target``)."""
+    info = source.info
+
+    def sink(rate: Fraction) -> VideoSink:
+        return VideoSink(
+            target,
+            fps=rate,
+            width=info.width,
+            height=info.height,
+            source=info,
+            options=config.encode,
+            format=config.output_format,
+            copy_streams_from=copy_streams_from,
+            label=label,
+        )
+
+    return sink
+
+
 def convert(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -241,24 +267,7 @@ def convert(
         fps = config.output_fps(info.fps)
         progress = progress_factory(estimated_output_frames(source, fps)) if progress_factory else None
         copy_from = src if src != "-" else None  # audio, subtitles, chapters, metadata
-
-        def make_sink(target: str | Path) -> Callable[[Fraction], VideoSink]:
-            def sink(rate: Fraction) -> VideoSink:
-                return VideoSink(
-                    target,
-                    fps=rate,
-                    width=info.width,
-                    height=info.height,
-                    source=info,
-                    options=config.encode,
-                    format=config.output_format,
-                    copy_streams_from=copy_from,
-                    label=dst,
-                )
-
-            return sink
-
         if dst == "-":
-            return run(source, make_sink("-"), interpolator, config, progress)
+            return run(source, sink_for("-", source, config, dst, copy_from), interpolator, config, progress)
         with atomic_output(dst) as tmp:
-            return run(source, make_sink(tmp), interpolator, config, progress)
+            return run(source, sink_for(tmp, source, config, dst, copy_from), interpolator, config, progress)

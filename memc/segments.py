@@ -159,26 +159,11 @@ def convert_segment(
     Returns the run's Stats. DecodeError when a middle segment comes out short (the source
     decodes differently from what its index says); nothing is left under ``dst`` then.
     """
-    from .io.encode import VideoSink
-    from .pipeline import open_source, run
+    from .pipeline import open_source, run, sink_for
 
     with open_source(src, config, seek=segment.seek) as source:
-        info = source.info
-
         with atomic_output(dst) as tmp:
-
-            def sink(rate: Fraction) -> VideoSink:
-                return VideoSink(
-                    tmp,
-                    fps=rate,
-                    width=info.width,
-                    height=info.height,
-                    source=info,
-                    options=config.encode,
-                    format=config.output_format,
-                    label=dst,
-                )
-
+            sink = sink_for(tmp, source, config, os.fspath(dst))  # video only: the join adds the rest
             stats = run(source, sink, interpolator, config, progress, window=segment.window)
             if segment.hi is not None and stats.output_frames != segment.outputs:
                 raise DecodeError(
