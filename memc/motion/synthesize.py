@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -96,26 +95,17 @@ def compose_array(
     """``synthesize``'s final warp and blend in OpenCV for H x W x 3 uint8 frames on a CPU: the same
     maths (samples placed to 1/32 px), several times faster than ``grid_sample`` on float tensors.
     Flows and weight are (1, C, h, w) at the projection's size; they are upsampled here."""
-    height, width = rgb0.shape[:2]
+    size = rgb0.shape[:2]
     # float32 warps, rounded once at the end: rounding each 8-bit warp too cost 0.1-0.8 dB on clean clips
-    warped0 = backward_warp_array(rgb0.astype(np.float32), _upsampled_flow(flow_t0, height, width))
-    warped1 = backward_warp_array(rgb1.astype(np.float32), _upsampled_flow(flow_t1, height, width))
-    weight0 = _upsampled(mask0[0, 0].float().cpu().numpy(), height, width)[..., None]
+    warped0 = backward_warp_array(rgb0.astype(np.float32), _as_array(resize_flow(flow_t0, size)))
+    warped1 = backward_warp_array(rgb1.astype(np.float32), _as_array(resize_flow(flow_t1, size)))
+    if mask0.shape[-2:] != size:
+        mask0 = F.interpolate(mask0, size=size, mode="bilinear", align_corners=False)
+    weight0 = _as_array(mask0)
     blended = warped1 + weight0 * (warped0 - warped1)
     return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
-def _upsampled(plane: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize with pixel-centre alignment (``F.interpolate(align_corners=False)``'s)."""
-    if plane.shape[:2] == (height, width):
-        return np.ascontiguousarray(plane)
-    return cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
-
-
-def _upsampled_flow(flow: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """(1, 2, h, w) pixels -> H x W x 2 float32 in pixels of the (H, W) grid."""
-    h, w = flow.shape[-2:]
-    out = _upsampled(flow[0].float().permute(1, 2, 0).cpu().numpy(), height, width)
-    if (h, w) != (height, width):
-        out *= np.array([width / w, height / h], dtype=np.float32)
-    return out
+def _as_array(x: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) -> H x W x C float32, contiguous (OpenCV's layout)."""
+    return np.ascontiguousarray(x[0].float().permute(1, 2, 0).cpu().numpy())
