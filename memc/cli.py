@@ -28,6 +28,7 @@ from .config import (
     ENCODER_PRESETS,
     ESTIMATORS,
     FLOW_CHOICES,
+    HW_ENCODE_CHOICES,
     EncodeOptions,
 )
 from .errors import ExitStatus, InputError, MemcError, Terminated
@@ -263,8 +264,17 @@ def default_output(src: str, fps: Fraction | None, factor: Fraction | None) -> s
     default="auto",
     show_default=True,
     metavar="CODEC",
-    help="Video encoder: auto (libx264, libx265 for >8-bit, NVENC on CUDA when present), "
-    "libx264, libx265, h264_nvenc, ffv1 ...",
+    help="Video encoder: auto (see --hw-encode; else libx264, libx265 for >8-bit, libvpx-vp9 for .webm), "
+    "libx264, libx265, h264_nvenc, hevc_nvenc, ffv1 ...",
+)
+@click.option(
+    "--hw-encode",
+    type=click.Choice(HW_ENCODE_CHOICES),
+    default=EncodeOptions.hw_encode,
+    show_default=True,
+    help="With -c:v auto: NVENC (h264_nvenc, hevc_nvenc for >8-bit) when it opens on this machine, else "
+    "software (auto); NVENC or an error (on); software only (off). Independent of --device. "
+    "With --ray, auto means off: every segment of a file must come from the same encoder.",
 )
 @click.option(
     "--crf", type=click.IntRange(0, 63), default=EncodeOptions.crf, show_default=True, help="Quality (lower is better)."
@@ -345,6 +355,7 @@ def convert(
     debug_dir,
     debug_frames,
     codec,
+    hw_encode,
     crf,
     preset,
     out_pix_fmt,
@@ -370,14 +381,16 @@ def convert(
         raise click.UsageError("give the output rate with --fps (e.g. --fps 60) or --factor")
     if ray_address is not None:
         # The workers choose their own device (a GPU worker its GPU); the driver may have none. Every
-        # segment of a file must come from the same encoder, so NVENC only when named with -c:v.
+        # segment of a file must come from the same encoder, and "NVENC if it opens" could differ from
+        # worker to worker: NVENC only when asked for (--hw-encode on, or named with -c:v).
         _check_device_name(device)
-        resolved_device, hwaccel = device, False
+        resolved_device = device
+        if hw_encode == "auto" and not codec.endswith("_nvenc"):
+            hw_encode = "off"
     else:
         if ray_cpus is not None:
             raise click.UsageError("--ray-cpus goes with --ray")
         resolved_device = _device_or_fail(device)
-        hwaccel = resolved_device.type == "cuda"
     config = ConvertConfig(
         fps=fps,
         factor=factor,
@@ -386,7 +399,7 @@ def convert(
         dedup=dedup,
         debug_dir=debug_dir,
         debug_frames=debug_frames,
-        encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=out_pix_fmt, hwaccel=hwaccel),
+        encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=out_pix_fmt, hw_encode=hw_encode),
         output_format=out_format,
         input=InputOptions(format=in_format, raw_size=size, raw_pix_fmt=pix_fmt, raw_fps=in_fps),
     )

@@ -20,6 +20,7 @@ __all__ = [
     "ENCODER_PRESETS",
     "ESTIMATORS",
     "FLOW_CHOICES",
+    "HW_ENCODE_CHOICES",
     "ConvertConfig",
     "EncodeOptions",
     "EstimatorSpec",
@@ -79,6 +80,9 @@ ENCODER_PRESETS = (
     "veryslow",
     "placebo",
 )
+# --hw-encode: auto = NVENC when one opens on this machine, else software; on = NVENC or an error;
+# off = software. Like ffmpeg's -c:v, the choice is the encoder's alone: --device does not change it.
+HW_ENCODE_CHOICES = ("auto", "on", "off")
 DEFAULT_SCENE_THRESHOLD = 0.4
 # --dedup auto: a frame that differs from the last kept one by at most this many grey levels (8-bit
 # scale, luma at 1/4 size) repeats it. Opt-in: ordinary footage has near-still pairs below it.
@@ -104,13 +108,20 @@ def resolve_flow(name: str, weights: str | None = None) -> EstimatorSpec:
 class EncodeOptions:
     """How to encode the video stream. ``crf`` is mapped to each codec's quality knob."""
 
-    codec: str = "auto"  # auto -> libx264 (8-bit), libx265 (> 8-bit), libvpx-vp9 (webm)
+    codec: str = "auto"  # auto -> libx264 (8-bit), libx265 (> 8-bit), libvpx-vp9 (webm); NVENC per hw_encode
     crf: int = 18  # visually transparent for x264/x265; ignored by lossless codecs
     preset: str = "medium"
     pix_fmt: str | None = None  # None -> yuv420p, or yuv420p10le for > 8-bit sources
-    hwaccel: bool = False  # with codec "auto": prefer NVENC when it opens, else software
+    hw_encode: str = "auto"  # with codec "auto": NVENC if it opens (auto), NVENC or fail (on), software (off)
 
     def __post_init__(self) -> None:
+        if self.hw_encode not in HW_ENCODE_CHOICES:
+            raise InputError(f"--hw-encode must be one of {', '.join(HW_ENCODE_CHOICES)}; got {self.hw_encode!r}")
+        nvenc = self.codec.endswith("_nvenc")
+        if self.hw_encode == "on" and self.codec != "auto" and not nvenc:
+            raise InputError(f"--hw-encode on asks for NVENC, but -c:v names {self.codec}: drop one of them")
+        if self.hw_encode == "off" and nvenc:
+            raise InputError(f"--hw-encode off asks for a software encoder, but -c:v names {self.codec}")
         if not 0 <= self.crf <= 63:
             raise InputError(f"crf must be in 0..63, got {self.crf}")
         if self.preset not in ENCODER_PRESETS:

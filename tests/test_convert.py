@@ -248,3 +248,41 @@ def test_vfr_input_gives_constant_rate_output(tmp_path, capsys):
     info = probe(out)
     # input spans 16/30 s (last frame lasts one interval): 32 frames at 60 fps
     assert info["rate"] == 60 and info["frames"] == 32
+
+
+def test_hw_encode_is_its_own_choice_not_the_device(tmp_path, clip24, capsys, monkeypatch):
+    """--hw-encode auto picks NVENC whenever it opens, even with --device cpu; on fails in one line."""
+    from memc.io import encode
+
+    really_opens = encode._nvenc_usable("h264_nvenc", 256, 256, "yuv420p") is None
+    out = tmp_path / "out.mp4"
+    monkeypatch.setattr(encode, "_nvenc_usable", lambda *a: "no NVIDIA GPU")
+    code, err = run_cli(
+        ["convert", clip24, "--fps", "60", "-o", out, "--hw-encode", "on", "--device", "cpu", *FAST], capsys
+    )
+    assert code == 1 and err.strip() == (
+        "memc: error: --hw-encode on: h264_nvenc cannot open here (no NVIDIA GPU); use --hw-encode auto or off"
+    )
+    assert not out.exists()
+    code, err = run_cli(
+        ["convert", clip24, "--fps", "60", "-o", out, "-c:v", "libx264", "--hw-encode", "on", *FAST], capsys
+    )
+    assert code == 1 and "memc: error: --hw-encode on asks for NVENC, but -c:v names libx264" in err
+    if not really_opens:  # the probe says yes, the real encoder then cannot open: NVENC was chosen on the CPU
+        monkeypatch.setattr(encode, "_nvenc_usable", lambda *a: None)
+        code, err = run_cli(["convert", clip24, "--fps", "60", "-o", out, "--device", "cpu", *FAST], capsys)
+        assert code == 1 and "h264_nvenc is not usable here" in err and len(err.strip().splitlines()) == 1
+
+
+def test_hw_encode_auto_is_off_on_ray(tmp_path, clip24, capsys, monkeypatch):
+    """Every segment must come from the same encoder: with --ray, auto does not probe each worker."""
+    seen = {}
+
+    def fake_ray(ctx, inputs, output, config, **options):
+        seen["encode"] = config.encode
+        ctx.exit(0)
+
+    monkeypatch.setattr("memc.cli._convert_on_ray", fake_ray)
+    for extra, expected in ([], "off"), (["--hw-encode", "on"], "on"), (["-c:v", "h264_nvenc"], "auto"):
+        code, _ = run_cli(["convert", clip24, "--fps", "60", "-o", tmp_path / "o.mp4", *extra, *FAST, "--ray"], capsys)
+        assert code == 0 and seen["encode"].hw_encode == expected

@@ -304,12 +304,57 @@ def test_nvenc_without_gpu_is_a_clear_error(tmp_path):
         pytest.skip("an NVIDIA encoder works on this machine")
 
 
-def test_hwaccel_auto_falls_back_to_software(tmp_path):
-    with VideoSink(
-        tmp_path / "x.mp4", fps=Fraction(24), width=W, height=H, options=EncodeOptions(hwaccel=True, preset="ultrafast")
-    ) as sink:
-        assert sink.codec in ("libx264", "h264_nvenc")
+def test_hw_encode_auto_falls_back_to_software(tmp_path, monkeypatch):
+    monkeypatch.setattr("memc.io.encode._nvenc_usable", lambda *a: "no NVIDIA GPU")
+    with VideoSink(tmp_path / "x.mp4", fps=Fraction(24), width=W, height=H, options=FAST) as sink:
+        assert sink.codec == "libx264"
         sink.write(noise(0), 0)
+
+
+def test_hw_encode_auto_picks_nvenc_when_it_opens(monkeypatch):
+    monkeypatch.setattr("memc.io.encode._nvenc_usable", lambda *a: None)
+    assert VideoSink._hardware_or("libx264", "auto", "mp4", high_bit=False) == "h264_nvenc"
+    assert VideoSink._hardware_or("libx265", "on", "matroska", high_bit=True) == "hevc_nvenc"
+    assert VideoSink._hardware_or("libvpx-vp9", "auto", "webm", high_bit=False) == "libvpx-vp9"
+
+
+def test_hw_encode_off_never_probes(tmp_path, monkeypatch):
+    def probe(*args):
+        raise AssertionError("--hw-encode off probed NVENC")
+
+    monkeypatch.setattr("memc.io.encode._nvenc_usable", probe)
+    options = EncodeOptions(preset="ultrafast", hw_encode="off")
+    with VideoSink(tmp_path / "x.mp4", fps=Fraction(24), width=W, height=H, options=options) as sink:
+        assert sink.codec == "libx264"
+
+
+@pytest.mark.parametrize(
+    "dest, match",
+    [
+        ("x.mp4", r"--hw-encode on: h264_nvenc cannot open here \(no NVIDIA GPU\)"),
+        ("x.webm", "NVENC cannot write webm"),
+    ],
+)
+def test_hw_encode_on_fails_in_one_line(tmp_path, monkeypatch, dest, match):
+    monkeypatch.setattr("memc.io.encode._nvenc_usable", lambda *a: "no NVIDIA GPU")
+    options = EncodeOptions(hw_encode="on")
+    with pytest.raises(EncodeError, match=match) as err:
+        VideoSink(tmp_path / dest, fps=Fraction(24), width=W, height=H, options=options)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / dest).exists()
+
+
+@pytest.mark.parametrize(
+    "codec, hw_encode, match",
+    [
+        ("libx264", "on", "-c:v names libx264"),
+        ("h264_nvenc", "off", "-c:v names h264_nvenc"),
+        ("auto", "gpu", "one of"),
+    ],
+)
+def test_hw_encode_conflicts_with_codec(codec, hw_encode, match):
+    with pytest.raises(InputError, match=match):
+        EncodeOptions(codec=codec, hw_encode=hw_encode)
 
 
 def test_unwritable_destination_names_the_path(tmp_path):

@@ -161,6 +161,8 @@ class VideoSink:
         container, source = self._container, self._source
         fmt_name = container.format.name
         high_bit = source is not None and source.bit_depth > 8
+        if options.hw_encode == "on" and fmt_name in ("yuv4mpegpipe", "rawvideo"):
+            raise EncodeError(f"--hw-encode on: {fmt_name} output is not encoded; write a file, or --hw-encode auto")
         if fmt_name == "yuv4mpegpipe":
             codec = "wrapped_avframe"
             pix_fmt = options.pix_fmt or ("yuv420p10le" if high_bit else "yuv420p")
@@ -236,13 +238,8 @@ class VideoSink:
         codec = options.codec
         if codec == "auto":
             codec = "libvpx-vp9" if fmt_name == "webm" else ("libx265" if high_bit else "libx264")
-            if options.hwaccel and fmt_name != "webm":
-                nvenc = "hevc_nvenc" if high_bit else "h264_nvenc"
-                why = _nvenc_usable(nvenc, 256, 256, "p010le" if high_bit else "yuv420p")
-                if why is None:
-                    codec = nvenc
-                else:
-                    logger.info("%s is not usable (%s); encoding with %s", nvenc, why, codec)
+            if options.hw_encode != "off":
+                codec = self._hardware_or(codec, options.hw_encode, fmt_name, high_bit)
         if codec not in av.codecs_available:
             raise EncodeError(f"unknown video codec {codec!r}; available: {_available_video_encoders()}")
         try:
@@ -255,6 +252,23 @@ class VideoSink:
         if supported and codec not in supported:
             raise EncodeError(f"the {fmt_name} container cannot hold {codec}; pick another codec or output extension")
         return codec
+
+    @staticmethod
+    def _hardware_or(software: str, hw_encode: str, fmt_name: str, high_bit: bool) -> str:
+        """``--hw-encode auto|on`` with ``-c:v auto``: NVENC when it opens here; else ``software``
+        (auto) or a one-line error (on)."""
+        if fmt_name == "webm":
+            if hw_encode == "on":
+                raise EncodeError("--hw-encode on: NVENC cannot write webm (VP9); use .mp4 or .mkv, or --hw-encode off")
+            return software
+        nvenc = "hevc_nvenc" if high_bit else "h264_nvenc"
+        why = _nvenc_usable(nvenc, 256, 256, "p010le" if high_bit else "yuv420p")
+        if why is None:
+            return nvenc
+        if hw_encode == "on":
+            raise EncodeError(f"--hw-encode on: {nvenc} cannot open here ({why}); use --hw-encode auto or off")
+        logger.info("%s is not usable (%s); encoding with %s", nvenc, why, software)
+        return software
 
     @staticmethod
     def _pick_pix_fmt(codec: str, requested: str | None, high_bit: bool, source_fmt: str | None = None) -> str:
