@@ -20,25 +20,31 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .config import ConvertConfig
+from .io import yuv
 from .io.decode import SourceFrame, VideoSource
-from .io.encode import VideoSink
+from .io.encode import PlaneTarget, VideoSink
 from .motion import scene
 from .motion.held import DROP, NEW, STILL, HeldFrames
 from .motion.interpolate import Interpolator
 from .motion.pictures import frame_with_pictures
 from .outputs import atomic_output, check_output
+from .stages import StageTimer
 from .tensors import to_image, to_tensor
 from .threads import BackgroundWriter, background
 from .timing import output_frame_count, retime, snap_to_grid
 
 logger = logging.getLogger(__name__)
+
+_UNTIMED = nullcontext()  # a stage when no timer is given: nothing to enter, nothing to sync
 
 
 @dataclass
@@ -105,6 +111,7 @@ def run(
     config: ConvertConfig,
     progress: Callable[[int], None] | None = None,
     window: tuple[Fraction, Fraction | None] | None = None,
+    timer: StageTimer | None = None,
 ) -> Stats:
     """Convert everything ``source`` decodes into the sink made for the output rate; returns Stats.
 
@@ -113,6 +120,11 @@ def run(
     (``info.start + k / fps``, frame numbers k included), and every output frame depends only on
     the source pair around it, so a segment's frames are the ones the whole run makes there. The
     source must start at or before lo; decoding stops at the first source frame at or after hi.
+
+    On CUDA (when the encoder takes 4:2:0) the frames stay on the device to the end: each source
+    frame is uploaded once, every output frame is converted to YUV there (``io.yuv``) and only its
+    planes come back, without blocking the loop; the CPU hands RGB arrays to the encoder as before.
+    ``timer`` (benchmarks) gets the seconds of each stage.
     """
     started = time.perf_counter()
     info = source.info
@@ -124,11 +136,15 @@ def run(
     still_pairs: set[int] = set()  # i where frame i + 1 repeats frame i (--dedup, a run at its bound)
     pairs = _Pairs(interpolator, config, stats)
 
+    def timed(name: str):
+        return timer.stage(name) if timer is not None else _UNTIMED
+
     def pts_stream() -> Iterator[Fraction]:
         last: Fraction | None = None
         kept = 0  # dense numbering of the frames in the motion timeline
         held = HeldFrames(config.dedup) if config.dedup is not None else None
-        for frame in background(source.frames(), "memc-decode"):
+        decoded = source.frames() if timer is None else timer.iterate("decode", source.frames())
+        for frame in background(decoded, "memc-decode"):
             pts = snap_to_grid(frame.pts, info.start, info.fps, info.time_base)
             if last is not None and pts <= last:
                 logger.debug("dropping source frame %d: pts %s does not increase", frame.index, pts)
@@ -148,21 +164,35 @@ def run(
 
     def tensor(i: int) -> torch.Tensor:
         if i not in tensors:
-            tensors[i] = to_tensor(frames[i].rgb, device)
+            with timed("upload"):
+                tensors[i] = to_tensor(frames[i].rgb, device)
         return tensors[i]
 
-    def frame_at(i: int, index: int, t: float) -> np.ndarray:
-        """Output frame ``index`` between source frames i and i + 1, with its pictures if asked for."""
+    def frame_at(i: int, index: int, t: float, on_device: bool) -> np.ndarray | torch.Tensor:
+        """Output frame ``index`` between source frames i and i + 1, with its pictures if asked for:
+        an array like the source's, or with ``on_device`` a tensor on the interpolator's device."""
         start, end = config.debug_frames
         if config.debug_dir is None or not start <= index < end:
+            if on_device:
+                return interpolator.frame(tensor(i), tensor(i + 1), pairs.flows, t)
             return interpolator.frame_array(frames[i].rgb, frames[i + 1].rgb, tensor(i), tensor(i + 1), pairs.flows, t)
         name = f"frame_{index:06d}"
         image = frame_with_pictures(interpolator, config.debug_dir, name, tensor(i), tensor(i + 1), pairs.flows, t)
-        return to_image(image, frames[i].rgb.dtype)
+        return image if on_device else to_image(image, frames[i].rgb.dtype)
 
     lo, hi = window if window is not None else (None, None)
     with sink_factory(fps) as sink:
-        writer = BackgroundWriter(lambda item: sink.write(*item), "memc-encode")
+        target = sink.planes_target() if _colour_on_device(device) else None
+
+        def write(item: tuple[np.ndarray | yuv.HostPlanes, int]) -> None:
+            picture, index = item
+            with timer.stage("encode", sync=False) if timer is not None else _UNTIMED:
+                if isinstance(picture, yuv.HostPlanes):
+                    sink.write_planes(picture, index)
+                else:
+                    sink.write(picture, index)
+
+        writer = BackgroundWriter(write, "memc-encode")
         outputs = retime(pts_stream(), fps, frame_duration=1 / info.fps, start=info.start)
         try:
             for out in outputs:
@@ -175,18 +205,25 @@ def run(
                 if lo is not None and out.pts < lo:
                     continue
                 i = out.source
-                if out.t == 0:
-                    rgb = frames[i].rgb
+                shown: int | None = i  # the source frame shown as it is, None for an interpolated one
+                if out.t != 0:
+                    image0, image1 = tensor(i), tensor(i + 1)
+                    with timed("flows"):
+                        pairs.prepare(i, image0, image1, still=i in still_pairs)
+                    if pairs.cut and not pairs.still:
+                        shown = i if out.t < Fraction(1, 2) else i + 1
+                    elif not pairs.still:
+                        shown = None
+                if shown is not None:
+                    picture = frames[shown].rgb if target is None else tensor(shown)
                 else:
-                    pairs.prepare(i, tensor(i), tensor(i + 1), still=i in still_pairs)
-                    if pairs.still:
-                        rgb = frames[i].rgb
-                    elif pairs.cut:
-                        rgb = frames[i if out.t < Fraction(1, 2) else i + 1].rgb
-                    else:
-                        rgb = frame_at(i, out.index, float(out.t))
-                        stats.interpolated += 1
-                writer.put((rgb, out.index))
+                    with timed("synthesis"):
+                        picture = frame_at(i, out.index, float(out.t), on_device=target is not None)
+                    stats.interpolated += 1
+                if target is not None:
+                    with timed("colour"):
+                        picture = _planes(picture, target, 8 * frames[i].rgb.itemsize)
+                writer.put((picture, out.index))
                 stats.output_frames += 1
                 if progress is not None:
                     progress(1)
@@ -199,6 +236,20 @@ def run(
     stats.truncated = source.truncated
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _colour_on_device(device: torch.device) -> bool:
+    """RGB -> YUV on the device only on CUDA: on a CPU, swscale in the encoder thread is faster and
+    runs beside the loop (the tests turn this on to check the device path on a CPU)."""
+    return device.type == "cuda"
+
+
+def _planes(image: torch.Tensor, target: PlaneTarget, source_bits: int) -> yuv.HostPlanes:
+    """A frame on the device -> the encoder's YUV planes, on their way to the host."""
+    if any(target.pad):  # edge replication to the coded size, as VideoSink.write pads an array
+        image = F.pad(image, (0, target.pad[1], 0, target.pad[0]), mode="replicate")
+    planes = yuv.rgb_to_planes(image, target.pix_fmt, target.matrix, target.full_range, source_bits)
+    return yuv.HostPlanes(planes, target.pix_fmt)
 
 
 def estimated_output_frames(source: VideoSource, fps: Fraction) -> int | None:
@@ -252,6 +303,7 @@ def convert(
     *,
     overwrite: bool = False,
     progress_factory: Callable[[int | None], Callable[[int], None]] | None = None,
+    timer: StageTimer | None = None,
 ) -> Stats:
     """Convert one input (path or '-') into one output (path or '-').
 
@@ -268,6 +320,10 @@ def convert(
         progress = progress_factory(estimated_output_frames(source, fps)) if progress_factory else None
         copy_from = src if src != "-" else None  # audio, subtitles, chapters, metadata
         if dst == "-":
-            return run(source, sink_for("-", source, config, dst, copy_from), interpolator, config, progress)
+            return run(
+                source, sink_for("-", source, config, dst, copy_from), interpolator, config, progress, timer=timer
+            )
         with atomic_output(dst) as tmp:
-            return run(source, sink_for(tmp, source, config, dst, copy_from), interpolator, config, progress)
+            return run(
+                source, sink_for(tmp, source, config, dst, copy_from), interpolator, config, progress, timer=timer
+            )

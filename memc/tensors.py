@@ -23,13 +23,32 @@ def _scale(dtype: np.dtype) -> float:
 def to_tensor(
     image: np.ndarray, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
-    """H x W x 3 uint8/uint16 RGB -> (1, 3, H, W) float in [0, 1]."""
+    """H x W x 3 uint8/uint16 RGB -> (1, 3, H, W) float in [0, 1].
+
+    To CUDA the samples travel as they are (1 or 2 bytes, through pinned memory, without blocking)
+    and become floats on the device; the CPU path is unchanged."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be H x W x 3, got shape {image.shape}")
     scale = _scale(image.dtype)
+    device = torch.device(device)
+    if device.type == "cuda":
+        return (upload(image, device).permute(2, 0, 1).unsqueeze(0).to(dtype) / scale).contiguous()
     tensor = torch.from_numpy(np.ascontiguousarray(image).astype(np.float32 if scale > 255 else np.uint8, copy=False))
     tensor = tensor.to(device=device, non_blocking=True).permute(2, 0, 1).unsqueeze(0)
     return (tensor.to(dtype) / scale).contiguous()
+
+
+def upload(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8/uint16 array -> the same samples on ``device`` (uint8, or int32 for uint16): one copy
+    into pinned memory, then a non-blocking one to the device, ordered on its current stream."""
+    array = np.ascontiguousarray(image)
+    words = array.dtype == np.uint16
+    host = torch.from_numpy(array.view(np.int16) if words else array)  # torch has no uint16 arithmetic
+    cuda = device.type == "cuda"
+    if cuda:
+        host = host.pin_memory()  # the caching host allocator keeps it until the copy is done
+    tensor = host.to(device, non_blocking=cuda)
+    return tensor.to(torch.int32) & 0xFFFF if words else tensor
 
 
 def to_image(tensor: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:

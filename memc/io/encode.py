@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import BinaryIO
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from ..config import ENCODER_PRESETS, EncodeOptions
 from ..errors import EncodeError, InputError, one_line
+from . import yuv
 from .colour import RANGE_FULL, RANGE_LIMITED, is_yuv, sws_matrix, yuv_range
 from .decode import StreamInfo
 from .pipes import StreamWriter
@@ -75,6 +77,16 @@ def _nvenc_usable(codec: str, width: int, height: int, pix_fmt: str) -> str | No
 def _available_video_encoders() -> str:
     wanted = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libvpx-vp9", "libsvtav1", "ffv1", "mpeg4", "rawvideo")
     return ", ".join(c for c in wanted if c in av.codecs_available)
+
+
+@dataclass(frozen=True)
+class PlaneTarget:
+    """The YUV an encoder takes, for ``yuv.rgb_to_planes`` (on the GPU) and ``VideoSink.write_planes``."""
+
+    pix_fmt: str
+    matrix: int  # swscale matrix id (``colour.sws_matrix``)
+    full_range: bool
+    pad: tuple[int, int]  # (rows, columns) of edge replication to the coded size
 
 
 class VideoSink:
@@ -207,7 +219,11 @@ class VideoSink:
             if source
             else RANGE_LIMITED
         )
-        if self._yuv:
+        if self._yuv:  # the tags swscale gives a converted frame, for frames built from planes (write_planes)
+            tagged = av.VideoFrame(2, 2, "rgb24").reformat(
+                format=pix_fmt, dst_colorspace=self._matrix, dst_color_range=self._range
+            )
+            self._frame_tags = (tagged.colorspace, tagged.color_range)
             cc.color_range = self._range
             if source is not None:
                 cc.colorspace = source.colorspace
@@ -311,6 +327,9 @@ class VideoSink:
             frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self._matrix, dst_color_range=self._range)
         else:
             frame = frame.reformat(format=self.pix_fmt)
+        self._encode(frame, index)
+
+    def _encode(self, frame: av.VideoFrame, index: int) -> None:
         frame.pts = index
         frame.time_base = self._stream.codec_context.time_base
         try:
@@ -322,6 +341,30 @@ class VideoSink:
         except (av.error.FFmpegError, OSError) as e:
             raise EncodeError(f"writing frame {index} to {self._name} failed: {one_line(e)}") from e
         self.frames_written += 1
+
+    def planes_target(self) -> PlaneTarget | None:
+        """What ``write_planes`` takes, for a caller that converts RGB -> YUV itself (on a GPU):
+        None when the output is not a 4:2:0 format ``yuv`` converts."""
+        if not self._yuv or not yuv.supports(self.pix_fmt) or self.coded_size[0] % 2 or self.coded_size[1] % 2:
+            return None  # (odd coded sizes: codecs that take them, like FFV1, keep the swscale path)
+        return PlaneTarget(self.pix_fmt, self._matrix, self._range == RANGE_FULL, self._pad)
+
+    def write_planes(self, planes: yuv.HostPlanes, index: int) -> None:
+        """Encode output frame ``index`` from the planes of ``planes_target()``'s format, converted
+        (and padded to ``coded_size``) by the caller; the same frame ``write`` would encode, to
+        within one code value."""
+        if self._closed:
+            raise EncodeError(f"{self._name} is already closed")
+        if planes.pix_fmt != self.pix_fmt:
+            raise ValueError(f"planes are {planes.pix_fmt}, the encoder takes {self.pix_fmt}")
+        frame = av.VideoFrame(*self.coded_size, self.pix_fmt)
+        for plane, data in zip(frame.planes, planes.arrays(), strict=True):
+            rows = np.frombuffer(plane, data.dtype).reshape(plane.height, -1)
+            if rows.shape[1] < data.shape[1] or plane.height != data.shape[0]:
+                raise ValueError(f"a {data.shape} plane does not fit {self.pix_fmt} at {self.coded_size}")
+            rows[:, : data.shape[1]] = data
+        frame.colorspace, frame.color_range = self._frame_tags
+        self._encode(frame, index)
 
     def _mux_video(self, packets: list[av.Packet]) -> None:
         """Mux encoder output, repairing impossible dts first.
