@@ -2,8 +2,9 @@
 
 For each size it times what one source pair costs in a 24 -> 60 fps conversion: the flows once,
 then 2.5 frames on average (t = 0.4, 0.8 | 0.2, 0.6), and reports output frames per second of
-the interpolation stage (decode and encode not included) and of a whole ``convert`` of a
-generated clip (with libx264 encoding).
+the interpolation stage (decode and encode not included); with ``--full`` (the default) also of a
+whole ``convert`` of a generated clip, end to end (decode + convert + encode), with the seconds
+of each stage (``stages``) and the peak GPU memory.
 """
 
 from __future__ import annotations
@@ -58,28 +59,56 @@ def time_stages(interpolator: Interpolator, height: int, width: int, repeats: in
     return statistics.median(flow_s), statistics.median(frame_s)
 
 
-def time_convert(interpolator: Interpolator, height: int, width: int, frames: int = 24) -> float:
-    """Output frames per second of a whole 24 -> 60 ``convert`` of a generated clip."""
+def _write_clip(path: Path, height: int, width: int, frames: int) -> None:
+    """A 24 fps H.264 clip of the moving texture: what a conversion usually decodes."""
     import av
 
-    from .config import ConvertConfig, EncodeOptions
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24, options={"preset": "ultrafast", "crf": "16"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for k, rgb in enumerate(_moving_texture(height, width, frames)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = k
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def time_convert(interpolator: Interpolator, height: int, width: int, frames: int = 48) -> dict:
+    """A whole 24 -> 60 ``convert`` of a generated clip (decode + convert + encode, the default
+    encoder: NVENC when it opens, else libx264 medium), twice: with the stage timer (which
+    synchronises the device) for the seconds per stage, then untimed for the output frames per second."""
+    from .config import ConvertConfig
     from .pipeline import convert
+    from .stages import StageTimer
 
+    device = interpolator.device
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "in.mkv", Path(tmp) / "out.mp4"
-        with av.open(str(src), "w") as out:
-            stream = out.add_stream("ffv1", rate=24)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            for k, rgb in enumerate(_moving_texture(height, width, frames)):
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                frame.pts = k
-                out.mux(stream.encode(frame))
-            out.mux(stream.encode(None))
-        stats = convert(src, dst, ConvertConfig(fps=60, encode=EncodeOptions(preset="medium")), interpolator)
-        return stats.output_frames / stats.seconds
+        src, dst = Path(tmp) / "in.mp4", Path(tmp) / "out.mp4"
+        _write_clip(src, height, width, frames)
+        config = ConvertConfig(fps=60)
+        timer = StageTimer(device)  # the timed run first: it also warms up what the untimed one then uses
+        timed = convert(src, dst, config, interpolator, overwrite=True, timer=timer)
+        stats = convert(src, dst, config, interpolator, overwrite=True)
+    return {
+        "fps_in": 24,
+        "fps_out": 60,
+        "frames_in": stats.source_frames,
+        "frames_out": stats.output_frames,
+        "encoder": stats.encoder,
+        "output_fps": round(stats.output_frames / stats.seconds, 2),
+        "seconds": round(stats.seconds, 3),
+        "stages_s": {name: round(seconds, 3) for name, seconds in timer.seconds.items()},
+        "timed_seconds": round(timed.seconds, 3),
+        "peak_gpu_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if cuda else None,
+    }
 
 
-def run(sizes: list[tuple[int, int]], flows: list[str], device: str, full: bool, as_json: bool) -> list[dict]:
+def run(
+    sizes: list[tuple[int, int]], flows: list[str], device: str, full: bool, as_json: bool, frames: int = 48
+) -> list[dict]:
     """Time each estimator at each size; print a table (or JSON) and return the rows."""
     rows = []
     for flow in flows:
@@ -96,27 +125,54 @@ def run(sizes: list[tuple[int, int]], flows: list[str], device: str, full: bool,
                 "fps_24_to_60": round(2.5 / (flow_s + 2 * frame_s), 2),
             }
             if full:
-                row["convert_fps"] = round(time_convert(interpolator, height, width), 2)
+                row.update(time_convert(interpolator, height, width, frames))
             rows.append(row)
     meta = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
+        "gpu": _gpu_name(rows),
     }
     if as_json:
         print(json.dumps({"meta": meta, "rows": rows}, indent=2))
         return rows
+    _print_tables(rows, meta, full)
+    return rows
+
+
+def _gpu_name(rows: list[dict]) -> str | None:
+    cuda = [r["device"] for r in rows if r["device"].startswith("cuda")]
+    return torch.cuda.get_device_name(torch.device(cuda[0])) if cuda else None
+
+
+def _print_tables(rows: list[dict], meta: dict, full: bool) -> None:
     head = f"{'flow':8} {'device':6} {'size':>10} {'flow ms':>9} {'frame ms':>9} {'24->60 fps':>11}"
-    print(head + (f" {'convert fps':>12}" if full else ""))
+    print(head + (f" {'e2e fps':>9} {'peak MiB':>9}  encoder" if full else ""))
     for r in rows:
         line = (
             f"{r['flow']:8} {r['device']:6} {r['size']:>10} {r['flow_ms']:>9.1f} {r['frame_ms']:>9.1f} "
             f"{r['fps_24_to_60']:>11.2f}"
         )
-        print(line + (f" {r['convert_fps']:>12.2f}" if full else ""))
+        if full:
+            peak = "-" if r["peak_gpu_mib"] is None else f"{r['peak_gpu_mib']:.0f}"
+            line += f" {r['output_fps']:>9.2f} {peak:>9}  {r['encoder']}"
+        print(line)
     print(
-        f"# torch {meta['torch']}, {meta['threads']} threads, {meta['cpu']}. flow ms: both flows of a pair; "
-        "frame ms: projection + synthesis of one frame; 24->60 fps: output frames/s of the interpolation "
-        "(2.5 per pair); convert fps: a whole 24->60 convert with decode and libx264 encode"
+        f"# torch {meta['torch']}, {meta['threads']} threads, {meta['cpu']}"
+        + (f", {meta['gpu']}" if meta["gpu"] else "")
+        + ". flow ms: both flows of a pair; frame ms: projection + synthesis of one frame; 24->60 fps: output "
+        "frames/s of the interpolation (2.5 per pair)"
+        + ("; e2e fps: a whole 24->60 convert of a generated H.264 clip, decode and encode included" if full else "")
     )
-    return rows
+    if not full:
+        return
+    names = list(rows[0]["stages_s"])
+    print(f"\n{'flow':8} {'size':>10} {'frames':>7} " + " ".join(f"{n:>9}" for n in names) + f" {'wall':>7}")
+    for r in rows:
+        stages = " ".join(f"{r['stages_s'][n]:>9.2f}" for n in names)
+        print(f"{r['flow']:8} {r['size']:>10} {r['frames_out']:>7} {stages} {r['timed_seconds']:>7.2f}")
+    print(
+        "# seconds per stage of the timed convert (device synchronised at each stage's end, so its wall time "
+        "is above the untimed one); decode and encode run in their own threads, so stages overlap. colour: "
+        "RGB -> YUV and download on CUDA (on a CPU swscale does it inside encode)"
+    )

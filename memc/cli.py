@@ -705,13 +705,23 @@ def train_(ctx, config) -> None:
 )
 @click.option("--device", default="auto", show_default=True, metavar="DEV", help="auto, cpu, cuda or cuda:N.")
 @click.option("--full/--no-full", default=True, show_default=True, help="Also time a whole convert (decode + encode).")
+@click.option(
+    "--frames",
+    type=click.IntRange(2),
+    default=48,
+    show_default=True,
+    metavar="N",
+    help="Source frames (24 fps) of the clip the whole convert is timed on.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def bench(sizes, flows, device, full, as_json) -> None:
-    """Print a speed table: output frames per second by size and estimator."""
+def bench(sizes, flows, device, full, frames, as_json) -> None:
+    """Print a speed table: output frames per second by size and estimator, and of a whole 24 -> 60
+    convert (decode + convert + encode) with the seconds of each stage and the peak GPU memory.
+    E.g. memc bench --device cuda --size 1920x1080 --size 3840x2160 --json"""
     from .bench import run
 
     configure_logging(0, True)
-    run(list(sizes), list(flows), device, full, as_json)
+    run(list(sizes), list(flows), _device_or_fail(device), full, as_json, frames)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -57,6 +57,7 @@ class Stats:
     seconds: float = 0.0
     fps: Fraction = Fraction(0)
     truncated: bool = False
+    encoder: str = ""  # the video encoder that wrote the output (libx264, h264_nvenc ...)
 
     def summary(self) -> str:
         speed = self.output_frames / self.seconds if self.seconds > 0 else 0.0
@@ -182,6 +183,7 @@ def run(
 
     lo, hi = window if window is not None else (None, None)
     with sink_factory(fps) as sink:
+        stats.encoder = sink.codec
         target = sink.planes_target() if _colour_on_device(device) else None
 
         def write(item: tuple[np.ndarray | yuv.HostPlanes, int]) -> None:

@@ -1,0 +1,47 @@
+"""memc bench: the end-to-end row (output fps, stage breakdown, peak GPU memory) on the CPU, and
+the stage timer it reads."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from memc.cli import main
+from memc.stages import STAGES, StageTimer
+
+
+def test_bench_json_has_the_end_to_end_fields(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--device", "cpu", "--size", "160x96", "--flow", "dis", "--frames", "12", "--json"])
+    assert exit_info.value.code == 0
+    report = json.loads(capsys.readouterr().out)
+    (row,) = report["rows"]
+    assert row["size"] == "160x96" and row["device"] == "cpu" and row["flow"] == "dis"
+    assert (row["fps_in"], row["fps_out"], row["frames_in"], row["frames_out"]) == (24, 60, 12, 30)
+    assert row["output_fps"] > 0 and row["seconds"] > 0 and row["encoder"]
+    assert set(row["stages_s"]) == set(STAGES)
+    assert all(v >= 0 for v in row["stages_s"].values()) and row["stages_s"]["flows"] > 0
+    assert row["peak_gpu_mib"] is None  # no GPU memory on a CPU
+    assert report["meta"]["gpu"] is None
+
+
+def test_bench_table_is_readable(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--device", "cpu", "--size", "64x48", "--flow", "dis", "--frames", "4"])
+    out = capsys.readouterr().out
+    assert "e2e fps" in out and "synthesis" in out and "64x48" in out
+
+
+def test_stage_timer_adds_from_threads_and_times_iterators():
+    timer = StageTimer("cpu")
+    assert list(timer.iterate("decode", iter(range(3)))) == [0, 1, 2]
+    threads = [threading.Thread(target=lambda: timer.add("encode", 0.5)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with timer.stage("flows"):
+        pass
+    assert timer.seconds["encode"] == 2.0 and timer.seconds["decode"] >= 0 and timer.seconds["flows"] >= 0
