@@ -142,3 +142,39 @@ def test_pipeline_device_path_ten_bit(tmp_path, monkeypatch):
     assert len(decoded[0]) == len(decoded[1]) == 15
     for x, y in zip(*decoded):
         assert np.abs(x - y).mean() < 0.01 * 65535
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv420p10le", "nv12", "p010le"])
+def test_write_planes_encodes_what_write_encodes(tmp_path, pix_fmt):
+    """VideoSink.write (swscale) and write_planes (planes from io.yuv) put the same bytes in a raw
+    file, to within one code value; NV12 and P010 are NVENC's formats. (Odd sizes, which rawvideo
+    keeps odd, stay on swscale: planes_target is None.)"""
+    from fractions import Fraction
+
+    import torch.nn.functional as F
+
+    from memc.config import EncodeOptions
+    from memc.io.encode import VideoSink
+
+    width, height = W, H
+    rgb = smooth()
+    options = EncodeOptions(pix_fmt=pix_fmt, hw_encode="off")
+    raw = {}
+    for how in ("write", "planes"):
+        path = tmp_path / f"{how}.raw"
+        with VideoSink(path, fps=Fraction(24), width=width, height=height, format="rawvideo", options=options) as sink:
+            target = sink.planes_target()
+            assert target is not None and target.pix_fmt == pix_fmt
+            if how == "write":
+                sink.write(rgb, 0)
+            else:
+                image = F.pad(to_tensor(rgb), (0, target.pad[1], 0, target.pad[0]), mode="replicate")
+                planes = rgb_to_planes(image, pix_fmt, target.matrix, target.full_range)
+                sink.write_planes(HostPlanes(planes, pix_fmt), 0)
+        raw[how] = np.fromfile(path, np.uint8 if pix_fmt in ("yuv420p", "nv12") else np.uint16).astype(np.int32)
+    assert raw["write"].size == raw["planes"].size > 0
+    odd = VideoSink(tmp_path / "odd.raw", fps=Fraction(24), width=W - 1, height=H, format="rawvideo", options=options)
+    with odd:
+        assert odd.planes_target() is None
+    diff = np.abs(raw["write"] - raw["planes"]) >> (6 if pix_fmt == "p010le" else 0)
+    assert diff.max() <= 1
