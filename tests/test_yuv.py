@@ -178,3 +178,16 @@ def test_write_planes_encodes_what_write_encodes(tmp_path, pix_fmt):
         assert odd.planes_target() is None
     diff = np.abs(raw["write"] - raw["planes"]) >> (6 if pix_fmt == "p010le" else 0)
     assert diff.max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_upload_keeps_every_sample(dtype):
+    """tensors.upload (CUDA's pinned path, here on the CPU) carries uint16 as int16 words: no sample
+    changes, 65535 included."""
+    from memc.tensors import upload
+
+    top = 256 if dtype == np.uint8 else 65536
+    image = np.random.default_rng(0).integers(0, top, (5, 7, 3)).astype(dtype)
+    image[0, 0] = top - 1
+    samples = upload(image[:, 1:], torch.device("cpu"))  # a strided view too
+    assert np.array_equal(samples.numpy(), image[:, 1:])

@@ -43,11 +43,11 @@ def _commit() -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
-def report(bench_json: str, *outputs: str) -> None:
-    """memc bench's JSON -> {"device", "commit", "rows": [one per size]} for benchmarks/."""
+def report(outputs: str, *bench_jsons: str) -> None:
+    """memc bench's JSON (one file per size) -> {"device", "commit", "rows": [one per size and
+    estimator]}, written to each of the space-separated ``outputs``."""
     import torch
 
-    bench = json.loads(Path(bench_json).read_text())
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (dry run)"
     keep = ("flow", "device", "encoder", "frames_in", "frames_out", "seconds", "flow_ms", "frame_ms")
     rows = [
@@ -60,11 +60,12 @@ def report(bench_json: str, *outputs: str) -> None:
             "stages_s": row["stages_s"],
             **{k: row[k] for k in keep},
         }
-        for row in bench["rows"]
+        for path in bench_jsons
+        for row in json.loads(Path(path).read_text())["rows"]
     ]
     record = {"device": device, "commit": _commit(), "torch": torch.__version__, "rows": rows}
     text = json.dumps(record, indent=2) + "\n"
-    for out in outputs:
+    for out in outputs.split():
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text)
     print(text, end="")

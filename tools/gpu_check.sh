@@ -56,18 +56,25 @@ timeout 140 python3 -m pytest -q -p no:randomly -p no:cacheprovider -m gpu tests
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail "gpu tests failed (or timed out)"
 
 step "memc bench --device $DEVICE"
-args=()
-for size in $SIZES; do args+=(--size "$size"); done
-for flow in $FLOWS; do args+=(--flow "$flow"); done
-if timeout 170 python3 -m memc bench --device "$DEVICE" "${args[@]}" --frames "$FRAMES" --json >"$tmp/bench.json"; then
+flow_args=()
+for flow in $FLOWS; do flow_args+=(--flow "$flow"); done
+set -- $SIZES
+per_size=$((170 / $#))  # one bench per size, so a slow 4K run cannot lose the 1080p row
+benches=()
+for size in "$@"; do
+    if timeout "$per_size" python3 -m memc bench --device "$DEVICE" --size "$size" "${flow_args[@]}" \
+        --frames "$FRAMES" --json >"$tmp/bench-$size.json"; then
+        benches+=("$tmp/bench-$size.json")
+    else
+        fail "bench at $size failed (or ran past ${per_size}s)"
+    fi
+done
+if [ "${#benches[@]}" -gt 0 ]; then
     name="gpu-$STAMP.json"
     [[ "$DEVICE" == cuda* ]] || name="gpu-$STAMP-dryrun-$DEVICE.json"  # never mistaken for a GPU record
     targets=("benchmarks/$name")
     [ -n "$OUT_DIR" ] && targets+=("$OUT_DIR/$name")
-    timeout 15 python3 tools/gpu_check.py report "$tmp/bench.json" "${targets[@]}" || fail "report failed"
-else
-    fail "bench failed (or timed out)"
-    cat "$tmp/bench.json"
+    timeout 15 python3 tools/gpu_check.py report "${targets[*]}" "${benches[@]}" || fail "report failed"
 fi
 
 profile_size=${SIZES%% *}
