@@ -704,7 +704,13 @@ def train_(ctx, config) -> None:
     help="Estimator; repeat for several.",
 )
 @click.option("--device", default="auto", show_default=True, metavar="DEV", help="auto, cpu, cuda or cuda:N.")
-@click.option("--full/--no-full", default=True, show_default=True, help="Also time a whole convert (decode + encode).")
+@click.option(
+    "--full/--no-full",
+    default=True,
+    show_default=True,
+    help="Also time a whole convert end to end (decode + convert + encode): output fps, seconds per stage, "
+    "peak GPU memory.",
+)
 @click.option(
     "--frames",
     type=click.IntRange(2),

@@ -71,7 +71,7 @@ def report(outputs: str, *bench_jsons: str) -> None:
     print(text, end="")
 
 
-def profile(device: str, size: str, frames: str, out: str) -> None:
+def profile(device: str, flow: str, size: str, frames: str, out: str) -> None:
     """One whole 24 -> 60 conversion of a generated clip under torch.profiler: the top ops as text."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
@@ -82,7 +82,7 @@ def profile(device: str, size: str, frames: str, out: str) -> None:
     from memc.pipeline import convert
 
     width, height = (int(v) for v in size.lower().split("x"))
-    interpolator = Interpolator(device=device)
+    interpolator = Interpolator(device=device, flow=flow)
     cuda = interpolator.device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with tempfile.TemporaryDirectory() as tmp:

@@ -79,7 +79,7 @@ fi
 
 profile_size=${SIZES%% *}
 step "torch.profiler: one $profile_size conversion"
-timeout 60 python3 tools/gpu_check.py profile "$DEVICE" "$profile_size" "$PROFILE_FRAMES" "$tmp/profile.txt" || fail "profile failed"
+timeout 60 python3 tools/gpu_check.py profile "$DEVICE" "${FLOWS%% *}" "$profile_size" "$PROFILE_FRAMES" "$tmp/profile.txt" || fail "profile failed"
 
 if [ -n "$OUT_DIR" ]; then
     mkdir -p "$OUT_DIR"
