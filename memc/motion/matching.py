@@ -43,12 +43,6 @@ FUSE_MARGIN = 0.6  # a pixel takes the offered vector where its error is under F
 CONFIRM = 1.5  # px: forward-backward error under which the other direction confirms a fused vector
 
 
-def _window_mean(x: torch.Tensor, size: int = 3) -> torch.Tensor:
-    """Box mean of a one-channel image (a convolution: about twice as fast as avg_pool2d on a CPU)."""
-    kernel = torch.full((1, 1, size, size), 1.0 / size**2, device=x.device, dtype=x.dtype)
-    return F.conv2d(F.pad(x, (size // 2,) * 4, mode="replicate"), kernel)
-
-
 def _gather(image: torch.Tensor, batch: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
     """(K, C, size, size) patches of ``image`` (N, C, H, W) with top-left corners (top, left), border-replicated."""
     n, c, h, w = image.shape
@@ -108,10 +102,9 @@ def block_candidates(
     # every block statistic in one pooling; a BLOCK x BLOCK block at a multiple of STEP is the mean
     # of 2 x 2 cells of STEP x STEP, so pooling cells first reads each pixel once instead of four times
     c = image_a.shape[1]
-    stats = torch.cat(
-        (residual.abs().mean(1, keepdim=True), (residual**2).mean(1, keepdim=True), image_a, image_a**2, flow_ab), 1
-    )
-    stats = F.avg_pool2d(F.avg_pool2d(stats, STEP, stride=STEP), BLOCK // STEP, stride=1)
+    pieces = (residual.abs().mean(1, keepdim=True), (residual**2).mean(1, keepdim=True), image_a, image_a**2, flow_ab)
+    stats = torch.cat([F.avg_pool2d(x, STEP, stride=STEP) for x in pieces], 1)  # cells first: 1/16 of the size
+    stats = F.avg_pool2d(stats, BLOCK // STEP, stride=1)
     mean_abs, flow_mse = stats[:, 0:1], stats[:, 1:2]
     contrast = (stats[:, 2 + c : 2 + 2 * c] - stats[:, 2 : 2 + c] ** 2).clamp(min=0).mean(1, keepdim=True).sqrt()
     score = torch.where((mean_abs > MIN_RESIDUAL) & (contrast > MIN_CONTRAST), mean_abs, torch.zeros_like(mean_abs))
@@ -180,19 +173,22 @@ def _fuse(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor, r
     here = image_a[batch[:, None, None], :, ys.clamp(0, h - 1), xs.clamp(0, w - 1)].permute(0, 3, 1, 2)
     there = _sample(image_b, batch, ys + vectors[:, 1, None, None], xs + vectors[:, 0, None, None])
     error = F.avg_pool2d((here - there).abs().mean(1, keepdim=True), 3, stride=1)[:, 0]  # (K, side - 2, side - 2)
+    # the flow's own 3 x 3 error at the same pixels (residual gathered border-replicated, as a
+    # replicate-padded box mean over the whole frame would give, at the patches' pixels only)
+    flow_error = residual.abs().mean(1)[batch[:, None, None], ys.clamp(0, h - 1), xs.clamp(0, w - 1)]
+    flow_error = F.avg_pool2d(flow_error[:, None], 3, stride=1)[:, 0]
     ys, xs = ys[:, 1:-1, 1:-1], xs[:, 1:-1, 1:-1]
     inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
     index = (batch[:, None, None] * (h * w) + ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)).flatten()
     error = torch.where(inside, error, torch.full_like(error, float("inf"))).flatten()
     best = torch.full((n * h * w,), float("inf"), device=error.device, dtype=error.dtype)
     best = best.scatter_reduce(0, index, error, reduce="amin")
-    winner = error <= best[index]
-    chosen = torch.zeros(n * h * w, 2, device=error.device, dtype=flow_ab.dtype)
+    # a pixel takes the vector of the patch that explains it best, if that beats the flow clearly
+    take = (error <= best[index]) & (error < FUSE_MARGIN * flow_error.flatten())
     per_pixel = vectors[:, None, :].expand(-1, error.numel() // vectors.shape[0], 2).reshape(-1, 2)
-    chosen[index[winner]] = per_pixel[winner]
-    chosen = chosen.view(n, h, w, 2).permute(0, 3, 1, 2)
-    take = best.view(n, 1, h, w) < FUSE_MARGIN * _window_mean(residual.abs().mean(1, keepdim=True))
-    return torch.where(take, chosen, flow_ab)
+    fused = flow_ab.permute(0, 2, 3, 1).reshape(n * h * w, 2).clone()
+    fused[index[take]] = per_pixel[take]
+    return fused.view(n, h, w, 2).permute(0, 3, 1, 2).contiguous()
 
 
 def add_large_motion(
