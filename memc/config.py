@@ -51,6 +51,12 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
         ),
         EstimatorSpec("dis", "memc.motion.estimate:build_dis", "OpenCV DIS alone, the fastest", devices=("cpu",)),
         EstimatorSpec(
+            "torch",
+            "memc.motion.torch_flow:build_torch",
+            "dense inverse search in torch, batched, for GPUs",
+            devices=("cpu", "cuda"),
+        ),
+        EstimatorSpec(
             "learned",
             "memc.motion.models:build_learned",
             "the shipped model: DIS refined by a CNN, plus a U-Net on the frame",
