@@ -38,7 +38,9 @@ from .warp import backward_warp
 PATCH = 8  # px; patch side at every level
 STRIDE = 4  # px between patch origins: every pixel is covered by (PATCH / STRIDE)^2 patches
 FINEST = 1  # finest level computed (0 = full size, 1 = half); the flow is upsampled from there
-GN_STEPS = 16  # Gauss-Newton steps per patch and level
+COARSEST = 48  # px; long side of the coarsest level, about: fewer patches there are guesses
+GN_STEPS = 4  # Gauss-Newton steps per patch, level and propagation round
+PROPAGATION = 3  # rounds of spatial propagation (each followed by GN_STEPS more steps)
 HESSIAN_EPS = 1e-3  # (grey levels / px)^2 added to the Hessian diagonal: flat patches barely move
 # variational refinement, grey levels 0..255 (the weights are those of OpenCV's refinement)
 VARIATIONAL_ITERS = 5  # fixed-point iterations per level (robust weights recomputed)
@@ -66,8 +68,8 @@ def _blur_down(image: torch.Tensor) -> torch.Tensor:
 
 
 def _levels(height: int, width: int) -> int:
-    """How many times to halve: until the long side is about 4 patches (and the short one >= 1 patch)."""
-    by_long = round(math.log2(max(height, width) / (4 * PATCH))) if max(height, width) > 4 * PATCH else 0
+    """How many times to halve: until the long side is about COARSEST px (and the short one >= 1 patch)."""
+    by_long = round(math.log2(max(height, width) / COARSEST)) if max(height, width) > COARSEST else 0
     by_short = int(math.log2(min(height, width) / PATCH)) if min(height, width) > PATCH else 0
     return max(0, min(by_long, by_short))
 
@@ -120,22 +122,33 @@ def patch_search(image0: torch.Tensor, image1: torch.Tensor, init: torch.Tensor)
     ).unsqueeze(0)  # (1, 2, hp, wp) as (x, y)
     points = F.unfold(coords, PATCH, stride=STRIDE).view(2, PATCH * PATCH, -1).permute(1, 2, 0)
 
-    initial = F.avg_pool2d(start, PATCH, stride=STRIDE).flatten(2)  # (N, 2, L): mean of the init over each patch
-    flow = initial.clone()
-    best, best_cost = initial.clone(), torch.full_like(hxx, float("inf"))
-    for _ in range(GN_STEPS + 1):
+    def cost_of(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean-normalized residual (N, P*P, L) of every patch under ``flow`` (N, 2, L), and its mean square."""
         residual = _sample_patches(i1, points, flow) - template
         residual = residual - residual.mean(1, keepdim=True)
-        cost = (residual * residual).mean(1)
-        better = cost < best_cost
-        best = torch.where(better.unsqueeze(1), flow, best)
-        best_cost = torch.where(better, cost, best_cost)
-        bx, by = (tx * residual).sum(1), (ty * residual).sum(1)
-        step = torch.stack(((hyy * bx - hxy * by) / det, (hxx * by - hxy * bx) / det), 1)
-        flow = flow - step
-    # a patch that went further than its own size from where it started found something else: reset
-    runaway = (best - initial).norm(dim=1, keepdim=True) > PATCH
-    best = torch.where(runaway, initial, best)
+        return residual, (residual * residual).mean(1)
+
+    best = F.avg_pool2d(start, PATCH, stride=STRIDE).flatten(2)  # (N, 2, L): mean of the init over each patch
+    best_cost = torch.full_like(hxx, float("inf"))
+    for round in range(PROPAGATION + 1):
+        if round:
+            # spatial propagation: a patch takes a neighbour's vector where it explains the patch better
+            grid = F.pad(best.view(n, 2, rows, cols), (1, 1, 1, 1), mode="replicate")
+            for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+                candidate = grid[..., dy : dy + rows, dx : dx + cols].flatten(2)
+                cost = cost_of(candidate)[1]
+                better = cost < best_cost
+                best = torch.where(better.unsqueeze(1), candidate, best)
+                best_cost = torch.where(better, cost, best_cost)
+        origin, flow = best, best
+        for _ in range(GN_STEPS):
+            residual, cost = cost_of(flow)
+            # a step that went further than the patch's own size found something else: never kept
+            better = (cost < best_cost) & ((flow - origin).norm(dim=1) <= PATCH)
+            best = torch.where(better.unsqueeze(1), flow, best)
+            best_cost = torch.where(better, cost, best_cost)
+            bx, by = (tx * residual).sum(1), (ty * residual).sum(1)
+            flow = flow - torch.stack(((hyy * bx - hxy * by) / det, (hxx * by - hxy * bx) / det), 1)
 
     # densify: each pixel averages the vectors of its patches, weighted by 1 / max(1, |residual|)
     error = (_sample_patches(i1, points, best) - template).abs()
