@@ -43,8 +43,8 @@ GN_STEPS = 4  # Gauss-Newton steps per patch, level and propagation round
 PROPAGATION = 3  # rounds of spatial propagation (each followed by GN_STEPS more steps)
 HESSIAN_EPS = 1e-3  # (grey levels / px)^2 added to the Hessian diagonal: flat patches barely move
 # variational refinement, grey levels 0..255 (the weights are those of OpenCV's refinement)
-VARIATIONAL_ITERS = 5  # fixed-point iterations per level (robust weights recomputed)
-SOR_ITERS = 5  # red-black SOR sweeps per fixed-point iteration
+VARIATIONAL_ITERS = 3  # fixed-point iterations per level (robust weights recomputed)
+SOR_ITERS = 3  # red-black SOR sweeps per fixed-point iteration
 OMEGA = 1.6  # SOR over-relaxation
 ALPHA = 20.0  # smoothness
 DELTA = 5.0  # brightness constancy
@@ -60,10 +60,11 @@ def _luma(image: torch.Tensor) -> torch.Tensor:
 
 
 def _blur_down(image: torch.Tensor) -> torch.Tensor:
-    """Half size: separable binomial [1 4 6 4 1] / 16 blur, then every other pixel (like ``pyrDown``)."""
-    taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=image.device, dtype=image.dtype) / 16
-    padded = F.pad(image, (2, 2, 2, 2), mode="replicate")
-    blurred = F.conv2d(F.conv2d(padded, taps.view(1, 1, 1, 5)), taps.view(1, 1, 5, 1))
+    """Half size: binomial [1 4 6 4 1] / 16 blur (four 2 x 2 box means: far faster on a CPU than a
+    one-channel convolution), then every other pixel (like ``pyrDown``)."""
+    blurred = F.pad(image, (2, 2, 2, 2), mode="replicate")
+    for _ in range(4):
+        blurred = F.avg_pool2d(blurred, 2, stride=1)
     return blurred[..., ::2, ::2]
 
 
@@ -82,19 +83,13 @@ def _gradient(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return gx, gy
 
 
-def _sample_patches(image: torch.Tensor, points: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """``image`` (N, 1, H, W) at every patch pixel ``points`` (P*P, L, 2, pixels x, y) moved by its
-    patch's ``flow`` (N, 2, L): (N, P*P, L), bilinear, border replicated."""
-    h, w = image.shape[-2:]
-    pos = points.unsqueeze(0) + flow.permute(0, 2, 1).unsqueeze(1)  # (N, P*P, L, 2)
-    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=pos.device, dtype=pos.dtype)
-    grid = pos * scale - 1.0
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)[:, 0]
-
-
 def patch_search(image0: torch.Tensor, image1: torch.Tensor, init: torch.Tensor) -> torch.Tensor:
     """Dense flow (N, 2, H, W) from image0 to image1 (N, 1, H, W grey levels) by patch inverse search
-    started from ``init`` (N, 2, H, W), then densified by residual-weighted averaging."""
+    started from ``init`` (N, 2, H, W), then densified by residual-weighted averaging.
+
+    Patch tensors are (N, L, P*P): L patches, their pixels last, so every per-patch sum is one
+    batched matrix product over contiguous memory.
+    """
     n, _, h, w = image0.shape
     # pad so that the patch grid ends exactly at the bottom and right edges
     rows, cols = max(1, math.ceil((h - PATCH) / STRIDE) + 1), max(1, math.ceil((w - PATCH) / STRIDE) + 1)
@@ -103,60 +98,71 @@ def patch_search(image0: torch.Tensor, image1: torch.Tensor, init: torch.Tensor)
     i0, i1 = F.pad(image0, pad, mode="replicate"), F.pad(image1, pad, mode="replicate")
     start = F.pad(init, pad, mode="replicate")
 
+    def patches(image: torch.Tensor) -> torch.Tensor:
+        return F.unfold(image, PATCH, stride=STRIDE).transpose(1, 2).contiguous()  # (N, L, C*P*P)
+
     gx, gy = _gradient(i0)
-    template = F.unfold(i0, PATCH, stride=STRIDE)  # (N, P*P, L)
-    tx, ty = F.unfold(gx, PATCH, stride=STRIDE), F.unfold(gy, PATCH, stride=STRIDE)
-    tx, ty = tx - tx.mean(1, keepdim=True), ty - ty.mean(1, keepdim=True)  # residuals are mean-normalized
-    hxx = (tx * tx).sum(1) + HESSIAN_EPS * PATCH**2
-    hxy = (tx * ty).sum(1)
-    hyy = (ty * ty).sum(1) + HESSIAN_EPS * PATCH**2
+    template = patches(i0)
+    tx, ty = patches(gx), patches(gy)
+    tx, ty = tx - tx.mean(-1, keepdim=True), ty - ty.mean(-1, keepdim=True)  # residuals are mean-normalized
+    hxx = (tx * tx).sum(-1) + HESSIAN_EPS * PATCH**2
+    hxy = (tx * ty).sum(-1)
+    hyy = (ty * ty).sum(-1) + HESSIAN_EPS * PATCH**2
     det = hxx * hyy - hxy * hxy
+    # rows whose products with a residual give the Gauss-Newton right-hand side and the residual's sum
+    sums = torch.stack((tx, ty, torch.ones_like(tx)), 2)  # (N, L, 3, P*P)
 
-    # every patch pixel's coordinates (P*P, L, 2), in unfold's order
-    coords = torch.stack(
-        torch.meshgrid(
-            torch.arange(hp, device=i0.device, dtype=i0.dtype),
-            torch.arange(wp, device=i0.device, dtype=i0.dtype),
-            indexing="ij",
-        )[::-1]
-    ).unsqueeze(0)  # (1, 2, hp, wp) as (x, y)
-    points = F.unfold(coords, PATCH, stride=STRIDE).view(2, PATCH * PATCH, -1).permute(1, 2, 0)
+    # every patch pixel's position as grid_sample wants it (-1..1, align_corners=True), (1, L, P*P, 2)
+    scale = torch.tensor([2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)], device=i0.device, dtype=i0.dtype)
+    ys, xs = torch.meshgrid(
+        torch.arange(hp, device=i0.device, dtype=i0.dtype),
+        torch.arange(wp, device=i0.device, dtype=i0.dtype),
+        indexing="ij",
+    )
+    points = patches(torch.stack((xs, ys)).unsqueeze(0)).view(1, -1, 2, PATCH * PATCH).transpose(2, 3)
+    points = points * scale - 1.0
 
-    def cost_of(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean-normalized residual (N, P*P, L) of every patch under ``flow`` (N, 2, L), and its mean square."""
-        residual = _sample_patches(i1, points, flow) - template
-        residual = residual - residual.mean(1, keepdim=True)
-        return residual, (residual * residual).mean(1)
+    def residual_of(flow: torch.Tensor) -> torch.Tensor:
+        """image1 under each patch moved by its vector, minus the template: (N, L, P*P); flow (N, L, 2)."""
+        grid = points + (flow * scale).unsqueeze(2)
+        warped = F.grid_sample(i1, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        return warped[:, 0].sub_(template)
 
-    best = F.avg_pool2d(start, PATCH, stride=STRIDE).flatten(2)  # (N, 2, L): mean of the init over each patch
+    def cost_of(residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean-normalized SSD / P^2 per patch (N, L), and the sums (N, L, 3) of tx r, ty r and r."""
+        products = (sums @ residual.unsqueeze(-1))[..., 0]
+        mean = products[..., 2] / PATCH**2
+        return torch.einsum("nlk,nlk->nl", residual, residual) / PATCH**2 - mean * mean, products
+
+    best = F.avg_pool2d(start, PATCH, stride=STRIDE).flatten(2).transpose(1, 2)  # (N, L, 2): init's patch means
     best_cost = torch.full_like(hxx, float("inf"))
     for round in range(PROPAGATION + 1):
         if round:
             # spatial propagation: a patch takes a neighbour's vector where it explains the patch better
-            grid = F.pad(best.view(n, 2, rows, cols), (1, 1, 1, 1), mode="replicate")
+            grid = F.pad(best.transpose(1, 2).reshape(n, 2, rows, cols), (1, 1, 1, 1), mode="replicate")
             for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-                candidate = grid[..., dy : dy + rows, dx : dx + cols].flatten(2)
-                cost = cost_of(candidate)[1]
+                candidate = grid[..., dy : dy + rows, dx : dx + cols].flatten(2).transpose(1, 2)
+                cost = cost_of(residual_of(candidate))[0]
                 better = cost < best_cost
-                best = torch.where(better.unsqueeze(1), candidate, best)
+                best = torch.where(better.unsqueeze(-1), candidate, best)
                 best_cost = torch.where(better, cost, best_cost)
         origin, flow = best, best
         for _ in range(GN_STEPS):
-            residual, cost = cost_of(flow)
+            cost, products = cost_of(residual_of(flow))
             # a step that went further than the patch's own size found something else: never kept
-            better = (cost < best_cost) & ((flow - origin).norm(dim=1) <= PATCH)
-            best = torch.where(better.unsqueeze(1), flow, best)
+            moved = flow - origin
+            better = (cost < best_cost) & ((moved * moved).sum(-1) <= PATCH**2)
+            best = torch.where(better.unsqueeze(-1), flow, best)
             best_cost = torch.where(better, cost, best_cost)
-            bx, by = (tx * residual).sum(1), (ty * residual).sum(1)
-            flow = flow - torch.stack(((hyy * bx - hxy * by) / det, (hxx * by - hxy * bx) / det), 1)
+            bx, by = products[..., 0], products[..., 1]
+            flow = flow - torch.stack(((hyy * bx - hxy * by) / det, (hxx * by - hxy * bx) / det), -1)
 
     # densify: each pixel averages the vectors of its patches, weighted by 1 / max(1, |residual|)
-    error = (_sample_patches(i1, points, best) - template).abs()
-    weight = 1.0 / error.clamp(min=1.0)  # (N, P*P, L)
+    weight = 1.0 / residual_of(best).abs().clamp(min=1.0)  # (N, L, P*P)
     size = (hp, wp)
-    total = F.fold(weight, size, PATCH, stride=STRIDE)
-    vectors = torch.cat((weight * best[:, 0:1], weight * best[:, 1:2]), 1)  # (N, 2*P*P, L)
-    dense = F.fold(vectors, size, PATCH, stride=STRIDE) / total.clamp(min=1e-12)
+    total = F.fold(weight.transpose(1, 2), size, PATCH, stride=STRIDE)
+    vectors = (weight.unsqueeze(2) * best.unsqueeze(3)).flatten(2)  # (N, L, 2*P*P), x block then y block
+    dense = F.fold(vectors.transpose(1, 2), size, PATCH, stride=STRIDE) / total.clamp(min=1e-12)
     return dense[..., :h, :w]
 
 
@@ -229,21 +235,29 @@ def variational_refine(image0: torch.Tensor, image1: torch.Tensor, flow: torch.T
     return flow + delta
 
 
-def estimate_flow(image0: torch.Tensor, image1: torch.Tensor) -> torch.Tensor:
-    """Flow (N, 2, H, W) from image0 to image1 (N, 3, H, W RGB in [0, 1]), coarse to fine."""
+def estimate_flows(image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both flows (N, 2, H, W) between image0 and image1 (N, 3, H, W RGB in [0, 1]), coarse to fine.
+
+    One pyramid of the 2N images; each level searches image0 -> image1 and image1 -> image0 as one
+    batch of 2N (the second half of the batch is the first with the roles swapped).
+    """
     n, _, h, w = image0.shape
-    pyramid = [(_luma(image0), _luma(image1))]
+    pyramid = [_luma(torch.cat((image0, image1)))]
     for _ in range(_levels(h, w)):
-        a, b = pyramid[-1]
-        pyramid.append((_blur_down(a), _blur_down(b)))
+        pyramid.append(_blur_down(pyramid[-1]))
     flow = None
     for level in range(len(pyramid) - 1, min(FINEST, len(pyramid) - 1) - 1, -1):
-        a, b = pyramid[level]
-        size = tuple(a.shape[-2:])
-        flow = torch.zeros(n, 2, *size, device=a.device, dtype=a.dtype) if flow is None else resize_flow(flow, size)
-        flow = patch_search(a, b, flow)
-        flow = variational_refine(a, b, flow)
-    return resize_flow(flow, (h, w))
+        first = pyramid[level]
+        second = first.roll(n, dims=0)  # the other image of each pair
+        size = tuple(first.shape[-2:])
+        if flow is None:
+            flow = torch.zeros(2 * n, 2, *size, device=first.device, dtype=first.dtype)
+        else:
+            flow = resize_flow(flow, size)
+        flow = patch_search(first, second, flow)
+        flow = variational_refine(first, second, flow)
+    flow = resize_flow(flow, (h, w))
+    return flow[:n], flow[n:]
 
 
 class TorchFlowEstimator:
@@ -262,8 +276,7 @@ class TorchFlowEstimator:
         dtype = torch.promote_types(image0.dtype, torch.float32)
         with torch.autocast(image0.device.type, enabled=False):
             a, b = image0.to(dtype), image1.to(dtype)
-            flows = estimate_flow(torch.cat((a, b)), torch.cat((b, a)))
-            flow_01, flow_10 = flows.chunk(2)
+            flow_01, flow_10 = estimate_flows(a, b)
             if self.large_motion:
                 flow_01, flow_10 = add_large_motion(a, b, flow_01, flow_10)
         return flow_01, flow_10
