@@ -265,7 +265,7 @@ class TorchFlowEstimator:
     two directions are stacked along N and computed as one batch. With ``large_motion`` the flows
     also get block-search vectors where they fail (``matching``)."""
 
-    def __init__(self, large_motion: bool = False) -> None:
+    def __init__(self, large_motion: bool = True) -> None:
         self.large_motion = large_motion
         self.name = "torch"
 
@@ -283,4 +283,6 @@ class TorchFlowEstimator:
 
 
 def build_torch(device: torch.device, *, dis_preset: str = "medium", weights: str | None = None) -> MotionModel:
-    return MotionModel(TorchFlowEstimator())
+    # with block search: +1.9 dB object-region PSNR on the hard-motion suite (2 seeds), and not
+    # behind without it on dev (quick protocol 34.716 vs 34.670 dB)
+    return MotionModel(TorchFlowEstimator(large_motion=True))
