@@ -72,7 +72,8 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
 # floor applies only where one frame passes, dis gained on every clip measured, 31.78 on 10 of 12
 # with the old figures for the rest, and dis-bm was not re-run). learned v1 ties dis on dev at 2-4x the cost.
 AUTO_ESTIMATOR = "dis-bm"
-# On CUDA, DIS (CPU only, one image at a time) would be the bottleneck: auto is the torch estimator there.
+# On CUDA, DIS (CPU only, one image at a time) would be the bottleneck: auto is the torch estimator there
+# (dev, full protocol: 31.795 vs 31.787 dB for dis; on a CPU it costs 3-4x dis, so auto stays dis-bm).
 AUTO_ESTIMATOR_CUDA = "torch"
 FLOW_CHOICES = ("auto", *ESTIMATORS)
 DIS_PRESETS = ("ultrafast", "fast", "medium")
