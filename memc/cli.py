@@ -21,6 +21,7 @@ import click
 from . import __version__
 from .config import (
     AUTO_ESTIMATOR,
+    AUTO_ESTIMATOR_CUDA,
     DEDUP_AUTO_THRESHOLD,
     DEFAULT_SCENE_THRESHOLD,
     DEFAULT_SEGMENT_SECONDS,
@@ -130,7 +131,8 @@ def verbosity_option(func: Callable) -> Callable:
 def _flow_help() -> str:
     """--flow's help, from the estimator registry."""
     others = [f"{name} ({spec.summary})" for name, spec in ESTIMATORS.items() if name != AUTO_ESTIMATOR]
-    return f"Flow estimator: auto = {AUTO_ESTIMATOR} ({ESTIMATORS[AUTO_ESTIMATOR].summary}), " + ", ".join(others)
+    auto = f"auto = {AUTO_ESTIMATOR} ({ESTIMATORS[AUTO_ESTIMATOR].summary}; {AUTO_ESTIMATOR_CUDA} on CUDA)"
+    return f"Flow estimator: {auto}, " + ", ".join(others)
 
 
 def common_model_options(

@@ -16,6 +16,7 @@ from .timing import MAX_FPS
 
 __all__ = [
     "AUTO_ESTIMATOR",
+    "AUTO_ESTIMATOR_CUDA",
     "DIS_PRESETS",
     "ENCODER_PRESETS",
     "ESTIMATORS",
@@ -52,6 +53,12 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
         ),
         EstimatorSpec("dis", "memc.motion.estimate:build_dis", "OpenCV DIS alone, the fastest", devices=("cpu",)),
         EstimatorSpec(
+            "torch",
+            "memc.motion.torch_flow:build_torch",
+            "dense inverse search in torch, batched, for GPUs",
+            devices=("cpu", "cuda"),
+        ),
+        EstimatorSpec(
             "learned",
             "memc.motion.models:build_learned",
             "the shipped model: DIS refined by a CNN, plus a U-Net on the frame",
@@ -66,6 +73,9 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
 # floor applies only where one frame passes, dis gained on every clip measured, 31.78 on 10 of 12
 # with the old figures for the rest, and dis-bm was not re-run). learned v1 ties dis on dev at 2-4x the cost.
 AUTO_ESTIMATOR = "dis-bm"
+# On CUDA, DIS (CPU only, one image at a time) would be the bottleneck: auto is the torch estimator there
+# (dev, full protocol: 31.795 vs 31.787 dB for dis; on a CPU it costs 3-4x dis, so auto stays dis-bm).
+AUTO_ESTIMATOR_CUDA = "torch"
 FLOW_CHOICES = ("auto", *ESTIMATORS)
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 ENCODER_PRESETS = (
@@ -92,13 +102,13 @@ DEDUP_AUTO_THRESHOLD = 10.0
 DEFAULT_SEGMENT_SECONDS = 180.0
 
 
-def resolve_flow(name: str, weights: str | None = None) -> EstimatorSpec:
-    """The registry entry of ``--flow NAME``: ``auto`` is AUTO_ESTIMATOR, or with ``--weights`` the
-    estimator those weights belong to."""
+def resolve_flow(name: str, weights: str | None = None, device_type: str = "cpu") -> EstimatorSpec:
+    """The registry entry of ``--flow NAME``: ``auto`` is AUTO_ESTIMATOR (AUTO_ESTIMATOR_CUDA when
+    ``device_type`` is "cuda"), or with ``--weights`` the estimator those weights belong to."""
     if name == "auto":
         if weights is not None:
             return next(spec for spec in ESTIMATORS.values() if spec.weights is not None)
-        return ESTIMATORS[AUTO_ESTIMATOR]
+        return ESTIMATORS[AUTO_ESTIMATOR_CUDA if device_type == "cuda" else AUTO_ESTIMATOR]
     if name not in ESTIMATORS:
         raise InputError(f"--flow: {name!r} is not one of {', '.join(FLOW_CHOICES)}")
     return ESTIMATORS[name]

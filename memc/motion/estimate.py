@@ -5,7 +5,10 @@ at the input size.
 
 * ``dis``: OpenCV's Dense Inverse Search, coarse to fine; classical, no weights.
 * ``dis-bm``: DIS, then block search at full resolution where DIS fails, fused per pixel and
-  confirmed both ways (``matching``): keeps small fast objects that coarse-to-fine loses. The default.
+  confirmed both ways (``matching``): keeps small fast objects that coarse-to-fine loses. The
+  default on the CPU.
+* ``torch``: dense inverse search written in torch (``torch_flow``), batched, on any device; what
+  ``auto`` is on CUDA, where DIS on the CPU would be the bottleneck.
 * ``learned``: the project's learned refinement (``memc.motion.models``), which adds a refiner stage.
 
 The registry of names, builders, devices and weights is ``config.ESTIMATORS``; ``build_estimator``
@@ -121,7 +124,7 @@ def build_estimator(
     name: str, device: torch.device, *, dis_preset: str = "medium", weights: str | None = None
 ) -> MotionModel:
     """Build ``--flow NAME`` (one of ``config.FLOW_CHOICES``) from its registry entry."""
-    spec = config.resolve_flow(name, weights)
+    spec = config.resolve_flow(name, weights, device.type)
     if name == "auto":
         logger.info("--flow auto: %s", spec.name)
     module, function = spec.builder.split(":")
