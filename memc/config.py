@@ -69,9 +69,8 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
     )
 }
 # Keeps small fast objects (+11 dB object-region PSNR on the hard-motion suite's small disc) and is
-# not behind dis on the full dev protocol (31.713 vs 31.707 when measured; since the consistency
-# floor applies only where one frame passes, dis gained on every clip measured, 31.78 on 10 of 12
-# with the old figures for the rest, and dis-bm was not re-run). learned v1 ties dis on dev at 2-4x the cost.
+# not behind dis on the full dev protocol (31.794 vs 31.787 dB, no clip more than 0.006 dB below).
+# learned v1 ties dis on dev at 2-4x the cost.
 AUTO_ESTIMATOR = "dis-bm"
 # On CUDA, DIS (CPU only, one image at a time) would be the bottleneck: auto is the torch estimator there
 # (dev, full protocol: 31.795 vs 31.787 dB for dis; on a CPU it costs 3-4x dis, so auto stays dis-bm).
