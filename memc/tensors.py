@@ -59,6 +59,12 @@ def to_image(tensor: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
     return out.to(torch.int32 if scale > 255 else torch.uint8).cpu().numpy().astype(dtype, copy=False)
 
 
+def luma(image: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB -> (N, 1, H, W) luma with BT.601 weights, in the image's scale: what the flow
+    estimators match on (they need contrast, not a colour-exact Y)."""
+    return 0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]
+
+
 def check_shape(tensor: torch.Tensor, name: str, channels: int | None = None) -> None:
     """Fail early with the argument's name and its actual shape."""
     if tensor.ndim != 4 or (channels is not None and tensor.shape[1] != channels):

@@ -28,7 +28,7 @@ import torch
 
 from .. import config
 from ..errors import InputError
-from ..tensors import check_shape
+from ..tensors import check_shape, luma
 from .matching import add_large_motion
 
 if TYPE_CHECKING:
@@ -75,8 +75,7 @@ class MotionModel:
 
 def _gray_u8(image: torch.Tensor) -> np.ndarray:
     """(3, H, W) RGB in [0, 1] -> H x W uint8 luma (BT.601 weights; DIS only needs contrast)."""
-    luma = 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]
-    return (luma.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return (luma(image[None])[0, 0].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
 class DISEstimator:

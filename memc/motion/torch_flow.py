@@ -38,10 +38,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..tensors import check_shape, resize_flow
+from ..tensors import check_shape, luma, resize_flow
 from .estimate import MotionModel
 from .matching import add_large_motion
-from .warp import backward_warp
+from .warp import backward_warp, coords_grid
 
 PATCH = 8  # px; patch side at every level
 STRIDE = 4  # px between patch origins: every pixel is covered by (PATCH / STRIDE)^2 patches
@@ -59,12 +59,6 @@ DELTA = 5.0  # brightness constancy
 GAMMA = 10.0  # gradient constancy
 ZETA = 0.1  # normalization floor of the data terms (grey levels / px)
 EPSILON = 1e-3  # robust penalty sqrt(s^2 + eps^2)
-
-
-def _luma(image: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) grey levels 0..255 (BT.601 weights, like ``dis``)."""
-    weights = torch.tensor([0.299, 0.587, 0.114], device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
-    return (image * weights).sum(1, keepdim=True) * 255.0
 
 
 def _blur_down(image: torch.Tensor) -> torch.Tensor:
@@ -122,12 +116,8 @@ def patch_search(image0: torch.Tensor, image1: torch.Tensor, init: torch.Tensor)
 
     # every patch pixel's position as grid_sample wants it (-1..1, align_corners=True), (1, L, P*P, 2)
     scale = torch.tensor([2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)], device=i0.device, dtype=i0.dtype)
-    ys, xs = torch.meshgrid(
-        torch.arange(hp, device=i0.device, dtype=i0.dtype),
-        torch.arange(wp, device=i0.device, dtype=i0.dtype),
-        indexing="ij",
-    )
-    points = patches(torch.stack((xs, ys)).unsqueeze(0)).view(1, -1, 2, PATCH * PATCH).transpose(2, 3)
+    pixels = coords_grid(1, hp, wp, i0.device, i0.dtype)
+    points = patches(pixels).view(1, -1, 2, PATCH * PATCH).transpose(2, 3)
     points = points * scale - 1.0
 
     def residual_of(flow: torch.Tensor) -> torch.Tensor:
@@ -250,7 +240,7 @@ def estimate_flows(image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Te
     batch of 2N (the second half of the batch is the first with the roles swapped).
     """
     n, _, h, w = image0.shape
-    pyramid = [_luma(torch.cat((image0, image1)))]
+    pyramid = [luma(torch.cat((image0, image1))) * 255.0]  # grey levels 0..255, as ``dis`` sees them
     for _ in range(_levels(h, w)):
         pyramid.append(_blur_down(pyramid[-1]))
     flow = None
