@@ -170,12 +170,13 @@ def _fuse(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor, r
     offsets = torch.arange(side, device=image_a.device) - BLOCK // 2 - 1
     ys = (top[:, None] + offsets)[:, :, None].expand(-1, side, side)  # (K, side, side)
     xs = (left[:, None] + offsets)[:, None, :].expand(-1, side, side)
-    here = image_a[batch[:, None, None], :, ys.clamp(0, h - 1), xs.clamp(0, w - 1)].permute(0, 3, 1, 2)
+    b, rows, cols = batch[:, None, None], ys.clamp(0, h - 1), xs.clamp(0, w - 1)  # border-replicated pixels
+    here = image_a[b, :, rows, cols].permute(0, 3, 1, 2)
     there = _sample(image_b, batch, ys + vectors[:, 1, None, None], xs + vectors[:, 0, None, None])
     error = F.avg_pool2d((here - there).abs().mean(1, keepdim=True), 3, stride=1)[:, 0]  # (K, side - 2, side - 2)
-    # the flow's own 3 x 3 error at the same pixels (residual gathered border-replicated, as a
-    # replicate-padded box mean over the whole frame would give, at the patches' pixels only)
-    flow_error = residual.abs().mean(1)[batch[:, None, None], ys.clamp(0, h - 1), xs.clamp(0, w - 1)]
+    # the flow's own 3 x 3 error at the same pixels (as a replicate-padded box mean over the whole
+    # frame would give, at the patches' pixels only)
+    flow_error = residual[b, :, rows, cols].abs().mean(-1)
     flow_error = F.avg_pool2d(flow_error[:, None], 3, stride=1)[:, 0]
     ys, xs = ys[:, 1:-1, 1:-1], xs[:, 1:-1, 1:-1]
     inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
