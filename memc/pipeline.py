@@ -137,8 +137,8 @@ def run(
     still_pairs: set[int] = set()  # i where frame i + 1 repeats frame i (--dedup, a run at its bound)
     pairs = _Pairs(interpolator, config, stats)
 
-    def timed(name: str):
-        return timer.stage(name) if timer is not None else _UNTIMED
+    def timed(name: str, sync: bool = True):
+        return timer.stage(name, sync) if timer is not None else _UNTIMED
 
     def pts_stream() -> Iterator[Fraction]:
         last: Fraction | None = None
@@ -188,7 +188,7 @@ def run(
 
         def write(item: tuple[np.ndarray | yuv.HostPlanes, int]) -> None:
             picture, index = item
-            with timer.stage("encode", sync=False) if timer is not None else _UNTIMED:
+            with timed("encode", sync=False):  # the encoder thread: nothing of the device to wait for
                 if isinstance(picture, yuv.HostPlanes):
                     sink.write_planes(picture, index)
                 else:
