@@ -10,6 +10,7 @@ the estimator's registry entry marks safe (networks), float32 for everything els
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from ..errors import InputError
 from ..tensors import check_shape, resize_flow, to_image, to_tensor
 from . import occlusion, still
 from .estimate import FlowEstimator, MotionModel, Refiner, build_estimator
-from .project import Projection, project_flow
+from .project import Detail, Projection, detail_sources, grid_size, project_flow, sharpen
 from .synthesize import Synthesis, blend_weight, compose_array, synthesize
 
 # Longest side at which flow is estimated when --flow-scale is automatic: large motion at
@@ -60,6 +61,16 @@ class PairFlows:
     importance_0: torch.Tensor  # (N, 1, H, W) splat weight of frame 0's pixels (``occlusion.splat_importance``)
     importance_1: torch.Tensor
     still: torch.Tensor | None = None  # (N, 1, H, W) 1 where the pair is still (static overlays); see ``still``
+    # the same pair on the coarser projection grid (``project.grid_size``), and the pixels of each
+    # flow that the grid does not represent; None when projection runs at the flows' size
+    grid: PairFlows | None = None
+    detail_0: Detail | None = None
+    detail_1: Detail | None = None
+
+    @property
+    def on_grid(self) -> PairFlows:
+        """What projection and the blend weights work on: the grid when there is one."""
+        return self.grid if self.grid is not None else self
 
     @property
     def failure(self) -> float:
@@ -89,7 +100,8 @@ def render(
     """Flows -> projection to t -> synthesis [-> refiner]: the frame at t, unclamped. Projection
     and synthesis run in float32; ``precision`` (e.g. an autocast) applies to the refiner only."""
     projection = project(flows, t)
-    synthesis = synthesize(image0, image1, projection, t, flows.error_0, flows.error_1, flows.flow_01, flows.flow_10)
+    grid = flows.on_grid
+    synthesis = synthesize(image0, image1, projection, t, grid.error_0, grid.error_1, grid.flow_01, grid.flow_10)
     image = synthesis.image
     if refiner is not None:
         with precision or contextlib.nullcontext():
@@ -98,21 +110,36 @@ def render(
 
 
 def project(flows: PairFlows, t: float | torch.Tensor) -> Projection:
-    """The pair's motion projected to t, still pixels kept in place."""
-    projection = project_flow(flows.flow_01, flows.flow_10, t, flows.importance_0, flows.importance_1)
-    if flows.still is not None:
-        projection = still.settle(projection, flows.still)
-    return projection
+    """The pair's motion projected to t on its grid, still pixels kept in place, and sharpened at
+    the flows' size when the grid is coarser (``project.sharpen``)."""
+    grid = flows.on_grid
+    projection = project_flow(grid.flow_01, grid.flow_10, t, grid.importance_0, grid.importance_1)
+    if grid.still is not None:
+        projection = still.settle(projection, grid.still)
+    if flows.grid is None or flows.detail_0 is None or flows.detail_1 is None:
+        return projection
+    size = flows.flow_01.shape[-2:]
+    projection = dataclasses.replace(
+        projection,
+        warp_t0=sharpen(resize_flow(projection.flow_t0, size), flows.flow_01, flows.importance_0, flows.detail_0, t),
+        warp_t1=sharpen(
+            resize_flow(projection.flow_t1, size), flows.flow_10, flows.importance_1, flows.detail_1, 1 - t
+        ),
+    )
+    return projection if flows.still is None else still.settle_warp(projection, flows.still)
 
 
-def pair_flows(flow_01: torch.Tensor, flow_10: torch.Tensor, still_pixels: torch.Tensor | None = None) -> PairFlows:
+def pair_flows(
+    flow_01: torch.Tensor, flow_10: torch.Tensor, still_pixels: torch.Tensor | None = None, grid: bool = False
+) -> PairFlows:
     """Both flows with their forward-backward consistency errors; with ``still_pixels`` (a
-    ``still.still_mask``) the flows are zero there and the projection keeps them in place."""
+    ``still.still_mask``) the flows are zero there and the projection keeps them in place. With
+    ``grid`` projection runs on a coarser grid (``project.grid_size``) where the frame is big enough."""
     if still_pixels is not None:
         flow_01, flow_10 = still.hold_still(flow_01, flow_10, still_pixels)
     error_0 = occlusion.consistency_error(flow_01, flow_10)
     error_1 = occlusion.consistency_error(flow_10, flow_01)
-    return PairFlows(
+    flows = PairFlows(
         flow_01,
         flow_10,
         error_0,
@@ -120,6 +147,20 @@ def pair_flows(flow_01: torch.Tensor, flow_10: torch.Tensor, still_pixels: torch
         occlusion.splat_importance(error_0, flow_01),
         occlusion.splat_importance(error_1, flow_10),
         still_pixels,
+    )
+    size = grid_size(*flow_01.shape[-2:])
+    if not grid or size == tuple(flow_01.shape[-2:]):
+        return flows
+    coarse = pair_flows(
+        resize_flow(flow_01, size),
+        resize_flow(flow_10, size),
+        None if still_pixels is None else (F.interpolate(still_pixels, size=size, mode="area") > 0.5).float(),
+    )
+    return dataclasses.replace(
+        flows,
+        grid=coarse,
+        detail_0=detail_sources(flow_01, coarse.flow_01, flows.importance_0),
+        detail_1=detail_sources(flow_10, coarse.flow_10, flows.importance_1),
     )
 
 
@@ -194,7 +235,8 @@ class Interpolator:
             flow_01, flow_10 = resize_flow(flow_01, (h, w)), resize_flow(flow_10, (h, w))
             a, b = image0, image1
         # Otherwise the motion stays at the flow's size; synthesis warps the images at theirs.
-        return pair_flows(flow_01, flow_10, still.still_mask(a.float(), b.float(), flow_01, flow_10))
+        still_pixels = still.still_mask(a.float(), b.float(), flow_01, flow_10)
+        return pair_flows(flow_01, flow_10, still_pixels, grid=True)
 
     @torch.no_grad()
     def render(self, image0: torch.Tensor, image1: torch.Tensor, flows: PairFlows, t: float) -> Rendered:
@@ -226,8 +268,9 @@ class Interpolator:
         if self.device.type != "cpu" or self.refiner is not None or rgb0.dtype != np.uint8:
             return to_image(self.frame(image0, image1, flows, t), rgb0.dtype)
         projection = project(flows, t)
-        mask0, _, _ = blend_weight(projection, t, flows.error_0, flows.error_1, flows.flow_01, flows.flow_10)
-        return compose_array(rgb0, rgb1, projection.flow_t0, projection.flow_t1, mask0)
+        grid = flows.on_grid
+        mask0, _, _ = blend_weight(projection, t, grid.error_0, grid.error_1, grid.flow_01, grid.flow_10)
+        return compose_array(rgb0, rgb1, *projection.warp_flows(), mask0)
 
     @staticmethod
     def output(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

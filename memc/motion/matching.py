@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from . import occlusion
-from .warp import backward_warp
+from .warp import backward_warp, sample_at
 
 BLOCK = 8  # px; a small object must fill most of a block to be matched
 STEP = 4  # px between block origins: blocks overlap by half, so an object is never split four ways
@@ -138,23 +138,6 @@ def block_candidates(
     return batch[accept], top[accept], left[accept], found[accept]
 
 
-def _sample(image: torch.Tensor, batch: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples (K, C, P, P) of ``image`` (N, C, H, W) at float (K, P, P) coordinates of items ``batch``."""
-    h, w = image.shape[-2:]
-    x0, y0 = xs.floor(), ys.floor()
-    fx, fy = xs - x0, ys - y0
-    x0, y0 = x0.long(), y0.long()
-    b = batch[:, None, None]
-
-    def at(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
-        return image[b, :, yy.clamp(0, h - 1), xx.clamp(0, w - 1)]  # (K, P, P, C)
-
-    fx, fy = fx[..., None], fy[..., None]
-    top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
-    bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
-    return (top * (1 - fy) + bottom * fy).permute(0, 3, 1, 2)
-
-
 def _fuse(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
     """Per pixel, the best block vector found nearby where it explains the pixel clearly better than the flow.
 
@@ -172,7 +155,8 @@ def _fuse(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor, r
     xs = (left[:, None] + offsets)[:, None, :].expand(-1, side, side)
     b, rows, cols = batch[:, None, None], ys.clamp(0, h - 1), xs.clamp(0, w - 1)  # border-replicated pixels
     here = image_a[b, :, rows, cols].permute(0, 3, 1, 2)
-    there = _sample(image_b, batch, ys + vectors[:, 1, None, None], xs + vectors[:, 0, None, None])
+    there = sample_at(image_b, batch, ys + vectors[:, 1, None, None], xs + vectors[:, 0, None, None])
+    there = there.permute(0, 3, 1, 2)
     error = F.avg_pool2d((here - there).abs().mean(1, keepdim=True), 3, stride=1)[:, 0]  # (K, side - 2, side - 2)
     # the flow's own 3 x 3 error at the same pixels (as a replicate-padded box mean over the whole
     # frame would give, at the patches' pixels only)

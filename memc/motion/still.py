@@ -67,14 +67,14 @@ def hold_still(flow_01: torch.Tensor, flow_10: torch.Tensor, still: torch.Tensor
     return flow_01 * moving, flow_10 * moving
 
 
+def _calm(flow_t0: torch.Tensor, flow_t1: torch.Tensor, still: torch.Tensor) -> torch.Tensor:
+    """1 on still pixels that nothing clearly arrives at: their motion at t is splatting's bleed."""
+    return still * (occlusion.magnitude(flow_t0) < ARRIVAL) * (occlusion.magnitude(flow_t1) < ARRIVAL)
+
+
 def settle(projection: Projection, still: torch.Tensor) -> Projection:
     """The projection with zero motion on still pixels (N, 1, H, W) that nothing clearly arrives at."""
-    calm = (
-        still
-        * (occlusion.magnitude(projection.flow_t0) < ARRIVAL)
-        * (occlusion.magnitude(projection.flow_t1) < ARRIVAL)
-    )
-    keep = 1 - calm
+    keep = 1 - _calm(projection.flow_t0, projection.flow_t1, still)
     return dataclasses.replace(
         projection,
         flow_t0=projection.flow_t0 * keep,
@@ -82,3 +82,12 @@ def settle(projection: Projection, still: torch.Tensor) -> Projection:
         hole_t0=projection.hole_t0 * keep,
         hole_t1=projection.hole_t1 * keep,
     )
+
+
+def settle_warp(projection: Projection, still: torch.Tensor) -> Projection:
+    """``settle`` for the sharpened flows at the flows' size (``Projection.warp_t0``): upsampling
+    from the grid bleeds a fraction of a pixel into a still edge, which a sharp logo shows."""
+    if projection.warp_t0 is None or projection.warp_t1 is None:
+        return projection
+    keep = 1 - _calm(projection.warp_t0, projection.warp_t1, still)
+    return dataclasses.replace(projection, warp_t0=projection.warp_t0 * keep, warp_t1=projection.warp_t1 * keep)

@@ -83,8 +83,9 @@ def synthesize(
     size = image0.shape[-2:]
     if mask0.shape[-2:] != size:
         mask0 = F.interpolate(mask0, size=size, mode="bilinear", align_corners=False)
-    warped0 = backward_warp(image0, resize_flow(projection.flow_t0, size))
-    warped1 = backward_warp(image1, resize_flow(projection.flow_t1, size))
+    flow_t0, flow_t1 = projection.warp_flows()
+    warped0 = backward_warp(image0, resize_flow(flow_t0, size))
+    warped1 = backward_warp(image1, resize_flow(flow_t1, size))
     image = warped1 + mask0 * (warped0 - warped1)
     return Synthesis(image, warped0, warped1, mask0, vis0, vis1)
 

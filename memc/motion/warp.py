@@ -7,6 +7,10 @@ Pixel centres are at integer coordinates; a pixel coordinate ``x`` is normalized
 value (``padding_mode="border"``), so a frame edge smears rather than turning black.
 ``backward_warp_array`` is the same on H x W x C arrays with OpenCV's ``remap`` (whose pixel
 centres are also at integer coordinates), the fast path for 8-bit frames on a CPU.
+
+On a CPU, float32 tensors that need no gradient are warped by ``remap`` too, one plane at a time
+with separate x and y maps: the same samples (within float rounding) at 1.5-3x the speed of
+``grid_sample``, and warps were a large share of a CPU conversion.
 """
 
 from __future__ import annotations
@@ -32,11 +36,65 @@ def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     check_shape(image, "image")
     check_shape(flow, "flow", channels=2)
     n, _, h, w = flow.shape
+    if _remap_applies(image, flow):
+        return _remap_planes(image, flow)
     pos = coords_grid(n, h, w, flow.device, flow.dtype) + flow
     gx = pos[:, 0] * (2.0 / max(w - 1, 1)) - 1.0
     gy = pos[:, 1] * (2.0 / max(h - 1, 1)) - 1.0
     grid = torch.stack((gx, gy), dim=-1)
     return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def _remap_applies(image: torch.Tensor, flow: torch.Tensor) -> bool:
+    return (
+        image.device.type == "cpu"
+        and flow.device.type == "cpu"
+        and image.dtype == torch.float32
+        and flow.dtype == torch.float32
+        and image.shape[0] == flow.shape[0]
+        and image.shape[-2:] == flow.shape[-2:]
+        and not (torch.is_grad_enabled() and (image.requires_grad or flow.requires_grad))
+    )
+
+
+def _remap_planes(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``backward_warp`` by OpenCV on a CPU: (N, C, H, W) float32, no gradient."""
+    n, c, h, w = image.shape
+    out = torch.empty_like(image, memory_format=torch.contiguous_format)
+    image = image.contiguous()
+    xs = torch.arange(w, dtype=flow.dtype)
+    ys = torch.arange(h, dtype=flow.dtype)[:, None]
+    for i in range(n):
+        map_x = (flow[i, 0] + xs).numpy()
+        map_y = (flow[i, 1] + ys).numpy()
+        for k in range(c):
+            cv2.remap(
+                image[i, k].numpy(),
+                map_x,
+                map_y,
+                cv2.INTER_LINEAR,
+                dst=out[i, k].numpy(),
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+    return out
+
+
+def sample_at(image: torch.Tensor, batch: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples (*S, C) of ``image`` (N, C, H, W) at a few float points: ``ys``, ``xs`` of
+    shape S = (K, ...) on items ``batch`` (K,), border-replicated like ``backward_warp``. For sparse
+    points, where warping the whole frame would be waste."""
+    h, w = image.shape[-2:]
+    x0, y0 = xs.floor(), ys.floor()
+    fx, fy = (xs - x0)[..., None], (ys - y0)[..., None]
+    x0, y0 = x0.long(), y0.long()
+    b = batch.view(-1, *([1] * (ys.dim() - 1)))
+
+    def at(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
+        return image[b, :, yy.clamp(0, h - 1), xx.clamp(0, w - 1)]  # (*S, C)
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
+    bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def backward_warp_array(image: np.ndarray, flow: np.ndarray) -> np.ndarray:

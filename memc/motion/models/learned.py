@@ -46,6 +46,9 @@ def refine_frame(
     """The synthesized frame at t, corrected by the U-Net; any size (replicate-padded to its stride)."""
     h, w = image0.shape[-2:]
     padder = Padder(h, w, STRIDE)
+    holes = [projection.hole_t0, projection.hole_t1]
+    if holes[0].shape[-2:] != (h, w):  # projected on a coarser grid (``project.grid_size``)
+        holes = [F.interpolate(hole, size=(h, w), mode="bilinear", align_corners=False) for hole in holes]
     inputs = [
         image0,
         image1,
@@ -53,8 +56,7 @@ def refine_frame(
         synthesis.warped1,
         synthesis.image,
         synthesis.mask0,
-        projection.hole_t0,
-        projection.hole_t1,
+        *holes,
     ]
     dtype = image0.dtype
     out = net.synthesis(*(padder.pad(x.to(dtype)) for x in inputs), t)
