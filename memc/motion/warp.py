@@ -62,11 +62,8 @@ def _remap_planes(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     n, c, h, w = image.shape
     out = torch.empty_like(image, memory_format=torch.contiguous_format)
     image = image.contiguous()
-    xs = torch.arange(w, dtype=flow.dtype)
-    ys = torch.arange(h, dtype=flow.dtype)[:, None]
     for i in range(n):
-        map_x = (flow[i, 0] + xs).numpy()
-        map_y = (flow[i, 1] + ys).numpy()
+        map_x, map_y = _sample_maps(flow[i])
         for k in range(c):
             cv2.remap(
                 image[i, k].numpy(),
@@ -97,8 +94,16 @@ def sample_at(image: torch.Tensor, batch: torch.Tensor, ys: torch.Tensor, xs: to
     return top * (1 - fy) + bottom * fy
 
 
-def backward_warp_array(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample ``image`` (H x W x C array) at ``x + flow(x)``; flow H x W x 2 float32 pixels, channel 0 = x."""
-    height, width = flow.shape[:2]
-    grid = np.indices((height, width), dtype=np.float32)[::-1].transpose(1, 2, 0)  # x, y per pixel
-    return cv2.remap(image, grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def backward_warp_array(image: np.ndarray, flow: torch.Tensor) -> np.ndarray:
+    """Sample ``image`` (H x W x C array) at ``x + flow(x)``; flow (1, 2, H, W) pixels, channel 0 = x."""
+    map_x, map_y = _sample_maps(flow[0].float().cpu())
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _sample_maps(flow: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``remap``'s separate x and y maps (H x W float32) of a (2, H, W) float32 flow on the CPU:
+    with them (not one H x W x 2 map) remap samples exactly, and no pixel grid is built."""
+    h, w = flow.shape[-2:]
+    xs = torch.arange(w, dtype=flow.dtype)
+    ys = torch.arange(h, dtype=flow.dtype)[:, None]
+    return (flow[0] + xs).numpy(), (flow[1] + ys).numpy()
