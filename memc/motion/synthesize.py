@@ -105,5 +105,9 @@ def compose_array(
     if weight0.shape != size:  # the same bilinear upsampling as F.interpolate(align_corners=False)
         weight0 = cv2.resize(weight0, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
     weight0 = weight0[..., None]
-    blended = warped1 + weight0 * (warped0 - warped1)
-    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    # warped1 + weight0 * (warped0 - warped1), rounded, in place: fewer full-size temporaries
+    blended = np.subtract(warped0, warped1, out=warped0)
+    blended *= weight0
+    blended += warped1
+    blended += 0.5
+    return np.clip(blended, 0, 255, out=blended).astype(np.uint8)
