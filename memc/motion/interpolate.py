@@ -270,7 +270,7 @@ class Interpolator:
         projection = project(flows, t)
         grid = flows.on_grid
         mask0, _, _ = blend_weight(projection, t, grid.error_0, grid.error_1, grid.flow_01, grid.flow_10)
-        return compose_array(rgb0, rgb1, *projection.warp_flows(), mask0)
+        return compose_array(rgb0, rgb1, *projection.warp_flows(), mask0, t)
 
     @staticmethod
     def output(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,10 @@
   both warped frames, the blend mask, both projection holes and t, and predicts a correction of the
   blend mask (as a logit) and a residual image:
 
-      mask = sigmoid(logit(mask0) + d),   image_t = mask W0 + (1 - mask) W1 + r
+      mask = sigmoid(logit(mask0) + d),   image_t = image + (mask - mask0) (W0 - W1) + r
 
+  where ``image`` is the synthesizer's frame: ``mask0 W0 + (1 - mask0) W1`` except where its
+  bilateral pick took one motion, so ``image_t = mask W0 + (1 - mask) W1 + r`` there.
   (``mask_correction=False`` keeps ``mask = mask0`` and uses only ``r``.) Its last layer starts at
   zero too, so training starts from exactly the classical result.
 
@@ -96,9 +98,12 @@ class SynthesisRefiner(nn.Module):
         d2 = self.dec2(self._up(d3, e2))
         d1 = self.dec1(self._up(d2, e1))
         out = self.head(d1)
+        correction = out[:, 1:]
         if self.mask_correction:
-            mask0 = torch.sigmoid(torch.logit(mask0.clamp(1e-4, 1 - 1e-4)) + out[:, :1])
-        return mask0 * warped0 + (1 - mask0) * warped1 + out[:, 1:]
+            mask = torch.sigmoid(torch.logit(mask0.clamp(1e-4, 1 - 1e-4)) + out[:, :1])
+            correction = correction + (mask - mask0) * (warped0 - warped1)
+        # on top of the synthesizer's frame (mask0's blend, with its bilateral picks)
+        return image + correction
 
 
 class RefineNet(nn.Module):
