@@ -132,9 +132,9 @@ def sharpen(
     # it counts as the source pixel it samples: that pixel's importance, times how well that pixel
     # actually arrives here (near a small object the upsampled vector is partly the object's, and
     # then names a source that lands elsewhere)
-    source = sample_at(torch.cat((importance, flow), 1), item, rows + own[1], cols + own[0])  # (K, 3)
-    arrival = (own + travel * source[:, 1:].T).square().sum(0)
-    own_weight = source[:, 0] / (1 + arrival / ARRIVAL**2)
+    source_y, source_x = rows + own[1], cols + own[0]
+    arrival = (own + travel * sample_at(flow, item, source_y, source_x).T).square().sum(0)
+    own_weight = sample_at(importance, item, source_y, source_x)[:, 0] / (1 + arrival / ARRIVAL**2)
     values[at] = (total[:2] + own_weight * own) / (total[2] + own_weight)
     return flow_t
 
