@@ -131,12 +131,8 @@ def pictures(
 ) -> dict[str, np.ndarray]:
     """Every picture of one interpolated frame (first item of the batch), by file suffix."""
     projection, synthesis = rendered.projection, rendered.synthesis
-    vectors = {
-        "flow01": flows.flow_01,
-        "flow10": flows.flow_10,
-        "flowt0": projection.flow_t0,
-        "flowt1": projection.flow_t1,
-    }
+    flow_t0, flow_t1 = projection.warp_flows()  # what the frames were warped with
+    vectors = {"flow01": flows.flow_01, "flow10": flows.flow_10, "flowt0": flow_t0, "flowt1": flow_t1}
     scale = max(1.0, max(float(occlusion.magnitude(v[:1]).amax()) for v in vectors.values()))
     out = {name: _legend(flow_colour(v[0].float().cpu().numpy(), scale), scale) for name, v in vectors.items()}
     out["visibility0"] = _grey(synthesis.visibility0)
