@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -79,29 +78,6 @@ def _gray_u8(image: torch.Tensor) -> np.ndarray:
     return (luma(image[None])[0, 0].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
-class _Beside:
-    """``function(*args)`` in a thread of its own; ``result()`` joins it and returns or re-raises."""
-
-    def __init__(self, function, *args) -> None:
-        self._value = None
-        self._error: BaseException | None = None
-
-        def work() -> None:
-            try:
-                self._value = function(*args)
-            except BaseException as exc:  # re-raised in the caller by result()
-                self._error = exc
-
-        self._thread = threading.Thread(target=work, name="memc-dis", daemon=True)
-        self._thread.start()
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 class DISEstimator:
     """OpenCV DIS optical flow in both directions (on the CPU whatever the device).
 
@@ -116,7 +92,6 @@ class DISEstimator:
         self.large_motion = large_motion
         self.name = "dis-bm" if large_motion else "dis"
         self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
-        self._dis_back = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])  # one instance per thread
 
     def estimate(self, image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_shape(image0, "image0", channels=3)
@@ -124,11 +99,10 @@ class DISEstimator:
         forward, backward = [], []
         for a, b in zip(image0, image1):
             ga, gb = _gray_u8(a), _gray_u8(b)
-            # the two directions at once: OpenCV releases the GIL and DIS alone keeps two cores
-            # only partly busy (720p pair: 69 -> 60 ms on 2 cores)
-            back = _Beside(self._dis_back.calc, gb, ga, None)
+            # (the two directions in two threads: 69 -> 60 ms per 720p pair alone, but a whole
+            # conversion, whose encoder thread shares the cores, got slower: 29.5-30.5 -> 32.5 s)
             forward.append(torch.from_numpy(self._dis.calc(ga, gb, None)))
-            backward.append(torch.from_numpy(back.result()))
+            backward.append(torch.from_numpy(self._dis.calc(gb, ga, None)))
 
         def stack(flows: list[torch.Tensor]) -> torch.Tensor:
             return torch.stack(flows).permute(0, 3, 1, 2).to(device=image0.device, dtype=torch.float32)
