@@ -22,8 +22,8 @@ from ..errors import InputError
 from ..tensors import check_shape, resize_flow, to_image, to_tensor
 from . import occlusion, still
 from .estimate import FlowEstimator, MotionModel, Refiner, build_estimator
-from .project import Detail, Projection, detail_sources, grid_size, project_flow, sharpen
-from .synthesize import Synthesis, blend_weight, compose_array, synthesize
+from .project import Detail, Projection, detail_sources, grid_size, near, project_flow, sharpen
+from .synthesize import Fine, Synthesis, blend_weight, compose_array, synthesize
 
 # Longest side at which flow is estimated when --flow-scale is automatic: large motion at
 # 1080p/4K is found at a reduced scale and the flow upsampled.
@@ -66,11 +66,21 @@ class PairFlows:
     grid: PairFlows | None = None
     detail_0: Detail | None = None
     detail_1: Detail | None = None
+    # flat indices of the pixels within DETAIL_REACH px of a detail source of either flow: where the
+    # blend weight is recomputed at full size (``synthesize.blend_weight``)
+    detail_region: torch.Tensor | None = None
 
     @property
     def on_grid(self) -> PairFlows:
         """What projection and the blend weights work on: the grid when there is one."""
         return self.grid if self.grid is not None else self
+
+    @property
+    def fine(self) -> Fine | None:
+        """What sharpens the grid's blend weight at the flows' size; None without a grid."""
+        if self.grid is None or self.detail_region is None:
+            return None
+        return Fine(self.flow_01, self.flow_10, self.detail_region)
 
     @property
     def failure(self) -> float:
@@ -101,7 +111,9 @@ def render(
     and synthesis run in float32; ``precision`` (e.g. an autocast) applies to the refiner only."""
     projection = project(flows, t)
     grid = flows.on_grid
-    synthesis = synthesize(image0, image1, projection, t, grid.error_0, grid.error_1, grid.flow_01, grid.flow_10)
+    synthesis = synthesize(
+        image0, image1, projection, t, grid.error_0, grid.error_1, grid.flow_01, grid.flow_10, flows.fine
+    )
     image = synthesis.image
     if refiner is not None:
         with precision or contextlib.nullcontext():
@@ -156,11 +168,10 @@ def pair_flows(
         resize_flow(flow_10, size),
         None if still_pixels is None else (F.interpolate(still_pixels, size=size, mode="area") > 0.5).float(),
     )
+    detail_0 = detail_sources(flow_01, coarse.flow_01, flows.importance_0)
+    detail_1 = detail_sources(flow_10, coarse.flow_10, flows.importance_1)
     return dataclasses.replace(
-        flows,
-        grid=coarse,
-        detail_0=detail_sources(flow_01, coarse.flow_01, flows.importance_0),
-        detail_1=detail_sources(flow_10, coarse.flow_10, flows.importance_1),
+        flows, grid=coarse, detail_0=detail_0, detail_1=detail_1, detail_region=near(flow_01, detail_0, detail_1)
     )
 
 
@@ -269,7 +280,7 @@ class Interpolator:
             return to_image(self.frame(image0, image1, flows, t), rgb0.dtype)
         projection = project(flows, t)
         grid = flows.on_grid
-        mask0, _, _ = blend_weight(projection, t, grid.error_0, grid.error_1, grid.flow_01, grid.flow_10)
+        mask0, _, _ = blend_weight(projection, t, grid.error_0, grid.error_1, grid.flow_01, grid.flow_10, flows.fine)
         return compose_array(rgb0, rgb1, *projection.warp_flows(), mask0, t)
 
     @staticmethod

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -44,6 +46,8 @@ DETAIL = 1.0
 # than occlusion.TOLERANCE, since it only has to tell a smeared vector from a clean one (1.5 px
 # here lost 0.07 dB of the hard-motion suite's objects against 0.5).
 ARRIVAL = 0.5
+# Reach (px) around detail sources within which the blend weight is recomputed at full size.
+DETAIL_REACH = 2
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,21 @@ def detail_sources(flow: torch.Tensor, grid_flow: torch.Tensor, importance: torc
         flow.permute(1, 0, 2, 3).reshape(2, -1)[:, index],
         importance.flatten()[index],
     )
+
+
+def near(flow: torch.Tensor, *details: Detail) -> torch.Tensor:
+    """Flat indices (M,) of the pixels of ``flow``'s size within DETAIL_REACH px of any of ``details``' sources."""
+    n, _, h, w = flow.shape
+    marked = torch.zeros(n * h * w, device=flow.device, dtype=flow.dtype)
+    for detail in details:
+        marked[detail.index] = 1
+    size = 2 * DETAIL_REACH + 1
+    if flow.device.type == "cpu":  # OpenCV's dilation: the same, ~30x faster than a max-pool there
+        kernel = np.ones((size, size), np.uint8)
+        reach = np.stack([cv2.dilate(item.numpy().astype(np.uint8), kernel) for item in marked.view(n, h, w)])
+        return torch.from_numpy(np.flatnonzero(reach))
+    reach = F.max_pool2d(marked.view(n, 1, h, w), size, stride=1, padding=DETAIL_REACH)
+    return torch.nonzero(reach.flatten()).flatten()
 
 
 def sharpen(

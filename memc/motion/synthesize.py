@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ..tensors import resize_flow
 from . import occlusion
 from .project import Projection
-from .warp import backward_warp, backward_warp_array
+from .warp import backward_warp, backward_warp_array, sample_at
 
 # Motions (px per frame interval) further apart than this count as two motions at one pixel.
 DISAGREE = 1.0
@@ -56,6 +56,16 @@ class Synthesis:
     visibility1: torch.Tensor
 
 
+@dataclass(frozen=True)
+class Fine:
+    """What ``blend_weight`` needs to sharpen a grid's weight: the pair's flows at their own size
+    and the pixels near detail sources (``project.detail_sources``), flat indices into N*H*W."""
+
+    flow_01: torch.Tensor  # (N, 2, H, W)
+    flow_10: torch.Tensor
+    region: torch.Tensor  # (M,) long
+
+
 def blend_weight(
     projection: Projection,
     t: float,
@@ -63,11 +73,16 @@ def blend_weight(
     error_1: torch.Tensor,
     flow_01: torch.Tensor,
     flow_10: torch.Tensor,
+    fine: Fine | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Blend weight of frame 0 and both visibilities (N, 1, h, w), at the projection's size.
 
     The pair's flows tell whether a sampled pixel arrives at x at time t: one that does not (an
-    object that has left) loses its visibility (``occlusion.arrival_error``).
+    object that has left) loses its visibility (``occlusion.arrival_error``). With ``fine`` (the
+    projection ran on a coarser grid) the weight comes at the flows' size: upsampled, and recomputed
+    near the detail sources with the arrival error of the full-size flows along the sharpened ones,
+    where the grid's pooled flows blur a small object's old and new places (hard-motion suite,
+    small_disc object region: 28.0 -> 29.6 dB).
     """
     # each frame's consistency error (1 channel) and flow (2) sampled at t in one warp
     sample0 = backward_warp(torch.cat((error_0.float(), flow_01.float()), 1), projection.flow_t0)
@@ -79,7 +94,28 @@ def blend_weight(
     vis1 = occlusion.visibility(projection.hole_t1, error1, arrival1, error0)
     weight0 = (1 - t) * vis0
     weight1 = t * vis1
-    return weight0 / (weight0 + weight1), vis0, vis1
+    mask0 = weight0 / (weight0 + weight1)
+    if fine is None or projection.warp_t0 is None or projection.warp_t1 is None:
+        return mask0, vis0, vis1
+    n, _, h, w = fine.flow_01.shape
+    mask0 = F.interpolate(mask0, size=(h, w), mode="bilinear", align_corners=False)
+    if fine.region.numel() == 0:
+        return mask0, vis0, vis1
+    item, pixel = fine.region // (h * w), fine.region % (h * w)
+    rows, cols = (pixel // w).to(mask0.dtype), (pixel % w).to(mask0.dtype)
+    weights = []
+    for travel, vis, flow_t, flow in (
+        (t, vis0, projection.warp_t0, fine.flow_01),
+        (1 - t, vis1, projection.warp_t1, fine.flow_10),
+    ):
+        at = flow_t.permute(1, 0, 2, 3).reshape(2, -1)[:, fine.region]  # (2, M)
+        arrived = sample_at(flow, item, rows + at[1], cols + at[0]).T  # (2, M)
+        arrival = occlusion.magnitude((at + travel * arrived)[None, :, None])[0, 0, 0]
+        up = F.interpolate(vis, size=(h, w), mode="bilinear", align_corners=False).flatten()[fine.region]
+        weights.append((1 - travel) * (up * occlusion.confidence(arrival)).clamp(min=occlusion.FLOOR))
+    mask0 = mask0.clone()
+    mask0.view(-1)[fine.region] = weights[0] / (weights[0] + weights[1])
+    return mask0, vis0, vis1
 
 
 def synthesize(
@@ -91,11 +127,13 @@ def synthesize(
     error_1: torch.Tensor,
     flow_01: torch.Tensor,
     flow_10: torch.Tensor,
+    fine: Fine | None = None,
 ) -> Synthesis:
-    """Frame at time t from the two frames, their projection to t, consistency errors and flows."""
+    """Frame at time t from the two frames, their projection to t, consistency errors and flows
+    (the grid's, with ``fine`` for the full-size ones: ``blend_weight``)."""
     image0 = image0.float()
     image1 = image1.float()
-    mask0, vis0, vis1 = blend_weight(projection, t, error_0, error_1, flow_01, flow_10)
+    mask0, vis0, vis1 = blend_weight(projection, t, error_0, error_1, flow_01, flow_10, fine)
     size = image0.shape[-2:]
     if mask0.shape[-2:] != size:
         mask0 = F.interpolate(mask0, size=size, mode="bilinear", align_corners=False)
