@@ -126,17 +126,10 @@ def sharpen(
     n, _, h, w = flow.shape
     if detail.index.numel() == 0:
         return flow_t
-    batch, pixel = detail.index // (h * w), detail.index % (h * w)
+    pixel = detail.index % (h * w)
     xs = (pixel % w).to(flow.dtype) + travel * detail.flow[0]
     ys = (pixel // w).to(flow.dtype) + travel * detail.flow[1]
-    x0, y0 = xs.floor(), ys.floor()
-    fx, fy = xs - x0, ys - y0
-    x0, y0 = x0.long(), y0.long()
-    targets, shares = [], []
-    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        xi, yi = x0 + dx, y0 + dy
-        shares.append((fx if dx else 1 - fx) * (fy if dy else 1 - fy) * ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)))
-        targets.append(batch * (h * w) + yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1))
+    targets, shares = zip(*_corners(xs, ys, detail.index - pixel, h, w))
     target, slot = torch.unique(torch.cat(targets), return_inverse=True)
     payload = torch.cat((-travel * detail.flow * detail.importance, detail.importance[None]))  # (3, M)
     total = torch.zeros(3, target.numel(), device=flow.device, dtype=flow.dtype)
@@ -158,6 +151,20 @@ def sharpen(
     return flow_t
 
 
+def _corners(xs: torch.Tensor, ys: torch.Tensor, base: torch.Tensor, h: int, w: int):
+    """The four pixels around each point (xs, ys) of a frame h x w, for bilinear splatting: yields
+    (flat index ``base + y * w + x``, share) per corner; a corner outside the frame has share 0 and
+    its index clamped into it. ``base`` is each point's item offset into N*H*W."""
+    x0, y0 = xs.floor(), ys.floor()
+    fx, fy = xs - x0, ys - y0
+    x0, y0 = x0.long(), y0.long()
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        xi, yi = x0 + dx, y0 + dy
+        share = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
+        share = share * ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h))
+        yield base + yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1), share
+
+
 def forward_splat(
     values: torch.Tensor, flow: torch.Tensor, importance: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,24 +177,14 @@ def forward_splat(
     check_shape(flow, "flow", channels=2)
     n, c, h, w = values.shape
     pos = coords_grid(n, h, w, flow.device, flow.dtype) + flow
-    x0 = pos[:, 0].floor()
-    y0 = pos[:, 1].floor()
-    fx = (pos[:, 0] - x0).reshape(1, -1)
-    fy = (pos[:, 1] - y0).reshape(1, -1)
-    x0 = x0.long().reshape(1, -1)
-    y0 = y0.long().reshape(1, -1)
-    base = (torch.arange(n, device=flow.device) * (h * w)).view(n, 1).expand(n, h * w).reshape(1, -1)
+    base = torch.arange(n, device=flow.device).repeat_interleave(h * w) * (h * w)
 
     # (C + 2, N*H*W): importance-weighted values, the importance, and a plain 1 for coverage
     payload = torch.cat((values * importance, importance, torch.ones_like(importance)), dim=1)
     payload = payload.transpose(0, 1).reshape(c + 2, -1)
     out = torch.zeros(c + 2, n * h * w, device=values.device, dtype=values.dtype)
-    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        xi, yi = x0 + dx, y0 + dy
-        weight = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
-        weight = weight * ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h))  # outside: weight 0, index clamped
-        index = base + yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)
-        out = out.index_add(1, index[0], payload * weight)
+    for index, share in _corners(pos[:, 0].flatten(), pos[:, 1].flatten(), base, h, w):
+        out = out.index_add(1, index, payload * share)
     out = out.view(c + 2, n, h, w).transpose(0, 1)
     mean = out[:, :c] / out[:, c : c + 1].clamp(min=1e-30)
     return mean, out[:, c + 1 :]
