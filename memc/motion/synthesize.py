@@ -103,6 +103,10 @@ def blend_weight(
         return mask0, vis0, vis1
     item, pixel = fine.region // (h * w), fine.region % (h * w)
     rows, cols = (pixel // w).to(mask0.dtype), (pixel % w).to(mask0.dtype)
+    # the same points on the grid, as F.interpolate(align_corners=False) maps them: the visibilities
+    # are read there, not upsampled whole for a few pixels
+    grid_h, grid_w = vis0.shape[-2:]
+    grid_rows, grid_cols = (rows + 0.5) * (grid_h / h) - 0.5, (cols + 0.5) * (grid_w / w) - 0.5
     weights = []
     for travel, vis, flow_t, flow in (
         (t, vis0, projection.warp_t0, fine.flow_01),
@@ -111,10 +115,9 @@ def blend_weight(
         at = flow_t.permute(1, 0, 2, 3).reshape(2, -1)[:, fine.region]  # (2, M)
         arrived = sample_at(flow, item, rows + at[1], cols + at[0]).T  # (2, M)
         arrival = occlusion.magnitude((at + travel * arrived)[None, :, None])[0, 0, 0]
-        up = F.interpolate(vis, size=(h, w), mode="bilinear", align_corners=False).flatten()[fine.region]
+        up = sample_at(vis, item, grid_rows.clamp(min=0), grid_cols.clamp(min=0))[:, 0]
         weights.append((1 - travel) * (up * occlusion.confidence(arrival)).clamp(min=occlusion.FLOOR))
-    mask0 = mask0.clone()
-    mask0.view(-1)[fine.region] = weights[0] / (weights[0] + weights[1])
+    mask0.view(-1)[fine.region] = weights[0] / (weights[0] + weights[1])  # F.interpolate's own tensor
     return mask0, vis0, vis1
 
 
