@@ -11,7 +11,8 @@
 
 Decoding and encoding run in their own threads behind bounded queues (``threads``), so memory
 stays bounded whatever the video's length and each output frame is handed to the encoder as soon
-as it exists. Output safety (temporary name, rename on success) is ``outputs``.
+as it exists. On a CPU the frames of a pair are synthesized in a third thread while the loop
+estimates the next pair's flows. Output safety (temporary name, rename on success) is ``outputs``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, Future
 from contextlib import nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,16 +36,17 @@ from .io.decode import SourceFrame, VideoSource
 from .io.encode import PlaneTarget, VideoSink
 from .motion import scene
 from .motion.held import DROP, NEW, STILL, HeldFrames
-from .motion.interpolate import Interpolator
+from .motion.interpolate import Interpolator, PairFlows
 from .motion.pictures import frame_with_pictures
 from .outputs import atomic_output, check_output
 from .stages import StageTimer
 from .tensors import to_image, to_tensor
-from .threads import BackgroundWriter, background
+from .threads import Ahead, BackgroundWriter, background
 from .timing import output_frame_count, retime, snap_to_grid
 
 logger = logging.getLogger(__name__)
 
+SYNTHESIS_AHEAD = 3  # frames given to the synthesis thread and not yet made: bounds the flows held
 _UNTIMED = nullcontext()  # a stage when no timer is given: nothing to enter, nothing to sync
 
 
@@ -169,25 +172,41 @@ def run(
                 tensors[i] = to_tensor(frames[i].rgb, device)
         return tensors[i]
 
-    def frame_at(i: int, index: int, t: float, on_device: bool) -> np.ndarray | torch.Tensor:
-        """Output frame ``index`` between source frames i and i + 1, with its pictures if asked for:
-        an array like the source's, or with ``on_device`` a tensor on the interpolator's device."""
-        start, end = config.debug_frames
-        if config.debug_dir is None or not start <= index < end:
-            if on_device:
-                return interpolator.frame(tensor(i), tensor(i + 1), pairs.flows, t)
-            return interpolator.frame_array(frames[i].rgb, frames[i + 1].rgb, tensor(i), tensor(i + 1), pairs.flows, t)
-        name = f"frame_{index:06d}"
-        image = frame_with_pictures(interpolator, config.debug_dir, name, tensor(i), tensor(i + 1), pairs.flows, t)
-        return image if on_device else to_image(image, frames[i].rgb.dtype)
+    def frame_at(
+        rgb0: np.ndarray,
+        rgb1: np.ndarray,
+        image0: torch.Tensor,
+        image1: torch.Tensor,
+        flows: PairFlows,
+        index: int,
+        t: float,
+        on_device: bool,
+    ) -> np.ndarray | torch.Tensor:
+        """Output frame ``index`` between two source frames, with its pictures if asked for: an
+        array like ``rgb0``, or with ``on_device`` a tensor on the interpolator's device. Everything
+        it reads comes in as arguments: on a CPU it runs in the synthesis thread (``Ahead``)."""
+        with timed("synthesis"):
+            start, end = config.debug_frames
+            if config.debug_dir is None or not start <= index < end:
+                if on_device:
+                    return interpolator.frame(image0, image1, flows, t)
+                return interpolator.frame_array(rgb0, rgb1, image0, image1, flows, t)
+            name = f"frame_{index:06d}"
+            image = frame_with_pictures(interpolator, config.debug_dir, name, image0, image1, flows, t)
+            return image if on_device else to_image(image, rgb0.dtype)
 
     lo, hi = window if window is not None else (None, None)
     with sink_factory(fps) as sink:
         stats.encoder = sink.codec
         target = sink.planes_target() if _colour_on_device(device) else None
 
-        def write(item: tuple[np.ndarray | yuv.HostPlanes, int]) -> None:
+        def write(item: tuple[np.ndarray | yuv.HostPlanes | Future, int]) -> None:
             picture, index = item
+            if isinstance(picture, Future):  # a frame the synthesis thread is making
+                try:
+                    picture = picture.result()
+                except CancelledError:  # the loop is stopping (an error, Ctrl-C): nothing more to write
+                    return
             with timed("encode", sync=False):  # the encoder thread: nothing of the device to wait for
                 if isinstance(picture, yuv.HostPlanes):
                     sink.write_planes(picture, index)
@@ -195,6 +214,12 @@ def run(
                     sink.write(picture, index)
 
         writer = BackgroundWriter(write, "memc-encode")
+        # On a CPU, frames are synthesized in their own thread while this one estimates the next
+        # pair's flows; each half gets half the torch threads (the encoder and decoder share them too)
+        synthesis = Ahead("memc-synthesis", SYNTHESIS_AHEAD) if target is None else None
+        threads = torch.get_num_threads()
+        if synthesis is not None:
+            torch.set_num_threads(max(1, threads // 2))
         outputs = retime(pts_stream(), fps, frame_duration=1 / info.fps, start=info.start)
         try:
             for out in outputs:
@@ -219,8 +244,11 @@ def run(
                 if shown is not None:
                     picture = frames[shown].rgb if target is None else tensor(shown)
                 else:
-                    with timed("synthesis"):
-                        picture = frame_at(i, out.index, float(out.t), on_device=target is not None)
+                    job = (frames[i].rgb, frames[i + 1].rgb, tensor(i), tensor(i + 1), pairs.flows, out.index)
+                    if synthesis is not None:
+                        picture = synthesis.submit(frame_at, *job, float(out.t), False)
+                    else:
+                        picture = frame_at(*job, float(out.t), on_device=True)
                     stats.interpolated += 1
                 if target is not None:
                     with timed("colour"):
@@ -230,11 +258,16 @@ def run(
                 if progress is not None:
                     progress(1)
         except BaseException:
+            if synthesis is not None:
+                synthesis.close(cancel=True)
             writer.close(drain=False)
             raise
         finally:
             outputs.close()  # stops the decoder thread now when a window ends early
+            torch.set_num_threads(threads)
         writer.close()
+        if synthesis is not None:
+            synthesis.close()
     stats.truncated = source.truncated
     stats.seconds = time.perf_counter() - started
     return stats

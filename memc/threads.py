@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 QUEUE_FRAMES = 8
 
@@ -108,3 +110,26 @@ class BackgroundWriter:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+
+
+class Ahead:
+    """Runs calls in one worker thread, in the order given, while the caller goes on: the caller
+    gets a ``Future`` at once. At most ``limit`` calls are unfinished at a time (``submit`` waits
+    for the oldest), so the caller never runs far ahead and what the calls hold stays bounded.
+    A call's exception is raised by its ``Future`` and by the next ``submit``."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        self._pool = ThreadPoolExecutor(1, name)
+        self._pending: deque[Future] = deque()
+        self._limit = limit
+
+    def submit(self, call: Callable, *args: object) -> Future:
+        while self._pending and (self._pending[0].done() or len(self._pending) >= self._limit):
+            self._pending.popleft().result()
+        future = self._pool.submit(call, *args)
+        self._pending.append(future)
+        return future
+
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the calls given (or, with ``cancel``, only for the one running) and end the thread."""
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
