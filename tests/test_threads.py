@@ -52,6 +52,9 @@ def test_ahead_raises_a_calls_error_at_its_future_and_the_next_submit():
     ahead.close()
 
 
+LOSSLESS_RGB = ["-c:v", "ffv1", "--out-pix-fmt", "bgr0"]
+
+
 @pytest.mark.slow
 def test_conversion_with_the_synthesis_thread_matches_frame_by_frame(tmp_path, capsys):
     """The frames made beside the loop are the frames ``Interpolator`` makes one at a time, in order."""
@@ -61,7 +64,7 @@ def test_conversion_with_the_synthesis_thread_matches_frame_by_frame(tmp_path, c
     write_clip(src, sources, 24, codec="ffv1", pix_fmt="bgr0")  # lossless RGB in and out
     threads = torch.get_num_threads()
     with pytest.raises(SystemExit) as exit_info:
-        main(["convert", str(src), "--fps", "60", "-o", str(out), "--flow", "dis", "-c:v", "ffv1", "--out-pix-fmt", "bgr0", "-q"])
+        main(["convert", str(src), "--fps", "60", "-o", str(out), "--flow", "dis", "-q", *LOSSLESS_RGB])
     assert exit_info.value.code == 0, capsys.readouterr().err
     assert torch.get_num_threads() == threads  # the conversion gave its thread count back
     frames = decode_rgb(out)
