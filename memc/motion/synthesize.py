@@ -199,15 +199,7 @@ def compose_array(
     warped0 = backward_warp_array(image0, flow_t0)
     warped1 = backward_warp_array(image1, flow_t1)
     disagree = disagreement(flow_t0, flow_t1, t)[0, 0].numpy()
-    picked = []  # (pixels, their values) where one motion explains both frames
-    if disagree.any():
-        cross1 = backward_warp_array(image1, -(1 - t) / t * flow_t0)  # frame 1 along motion 0
-        cross0 = backward_warp_array(image0, -t / (1 - t) * flow_t1)  # frame 0 along motion 1
-        along0, along1 = bilateral_pick(_array_cost(warped0, cross1), _array_cost(cross0, warped1), disagree)
-        picked = [
-            (along0, (1 - t) * warped0[along0] + t * cross1[along0]),
-            (along1, (1 - t) * cross0[along1] + t * warped1[along1]),
-        ]
+    picked = _pick_array(image0, image1, warped0, warped1, flow_t0, flow_t1, disagree, t) if disagree.any() else []
     weight0 = mask0[0, 0].float().cpu().numpy()
     if weight0.shape != size:  # the same bilinear upsampling as F.interpolate(align_corners=False)
         weight0 = cv2.resize(weight0, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
@@ -222,7 +214,48 @@ def compose_array(
     return np.clip(blended, 0, 255, out=blended).astype(np.uint8)
 
 
-def _array_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``_box(_mean_abs(a, b))`` for H x W x 3 arrays of 0..255 values, on [0, 1], in OpenCV."""
-    diff = cv2.transform(cv2.absdiff(a, b), np.full((1, 3), 1 / (3 * 255), dtype=np.float32))
-    return cv2.blur(diff, (3, 3), borderType=cv2.BORDER_REPLICATE)
+def _pick_array(
+    image0: np.ndarray,
+    image1: np.ndarray,
+    warped0: np.ndarray,
+    warped1: np.ndarray,
+    flow_t0: torch.Tensor,
+    flow_t1: torch.Tensor,
+    disagree: np.ndarray,
+    t: float,
+) -> list[tuple[tuple[np.ndarray, np.ndarray], np.ndarray]]:
+    """``synthesize``'s bilateral pick on H x W x 3 arrays: [(pixels (ys, xs), their values)] for
+    motion 0 and motion 1. The motions disagree on a few % of a frame, so each frame is sampled
+    along the other motion only there and at the 3 x 3 boxes around it, not warped whole."""
+    h, w = disagree.shape
+    reach = cv2.dilate(disagree.view(np.uint8), np.ones((3, 3), np.uint8))  # the pixels a 3 x 3 cost reads
+    ys, xs = np.nonzero(reach)
+    at_y, at_x = torch.from_numpy(ys), torch.from_numpy(xs)
+
+    def along(image: np.ndarray, flow: torch.Tensor, scale: float) -> np.ndarray:
+        """(K, 3) samples of ``image`` at ``x + scale * flow(x)`` at the reach pixels, as
+        ``backward_warp_array`` samples them."""
+        step = flow[0][:, at_y, at_x] * scale
+        map_x, map_y = (step[0] + at_x.to(step.dtype)).numpy(), (step[1] + at_y.to(step.dtype)).numpy()
+        return cv2.remap(image, map_x[None], map_y[None], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+
+    def cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``_box(_mean_abs(a, b))`` at the disagreeing pixels, from (K, 3) values at the reach pixels."""
+        full = np.zeros((h, w), np.float32)
+        full[ys, xs] = cv2.transform(cv2.absdiff(a, b)[None], _MEAN_TO_UNIT)[0]
+        return cv2.blur(full, (3, 3), borderType=cv2.BORDER_REPLICATE)[d_ys, d_xs]
+
+    d_ys, d_xs = np.nonzero(disagree)
+    here = np.searchsorted(ys * w + xs, d_ys * w + d_xs)  # each disagreeing pixel among the reach pixels
+    cross1 = along(image1, flow_t0, -(1 - t) / t)  # frame 1 along motion 0
+    cross0 = along(image0, flow_t1, -t / (1 - t))  # frame 0 along motion 1
+    reach0, reach1 = warped0[ys, xs], warped1[ys, xs]
+    along0, along1 = bilateral_pick(cost(reach0, cross1), cost(cross0, reach1), True)
+    picked = []
+    for chosen, first, second in ((along0, reach0, cross1), (along1, cross0, reach1)):
+        k = here[chosen]
+        picked.append(((d_ys[chosen], d_xs[chosen]), (1 - t) * first[k] + t * second[k]))
+    return picked
+
+
+_MEAN_TO_UNIT = np.full((1, 3), 1 / (3 * 255), dtype=np.float32)  # mean of 3 channels of 0..255 -> [0, 1]
