@@ -85,6 +85,14 @@ def _correlate(window: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
         torch.backends.mkldnn.enabled = previous
 
 
+def _box_sums(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Sums over every ``size`` x ``size`` window of (K, S, S) ``x``: (K, S - size + 1, S - size + 1),
+    from a summed-area table (in float64, so the differences of large sums stay exact to float32)."""
+    table = F.pad(x.double().cumsum(1).cumsum(2), (1, 0, 1, 0))
+    sums = table[:, size:, size:] - table[:, :-size, size:] - table[:, size:, :-size] + table[:, :-size, :-size]
+    return sums.to(x.dtype)
+
+
 def block_candidates(
     image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor, residual: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -124,7 +132,7 @@ def block_candidates(
     window = _gather(image_b, batch, top + guess[:, 1] - RADIUS, left + guess[:, 0] - RADIUS, size)  # (K, C, S, S)
     # SSD(d) = sum T^2 - 2 corr(W, T) + sum W^2, every displacement of every block in one grouped conv
     corr = _correlate(window, template)  # (K, 2R+1, 2R+1)
-    energy = F.avg_pool2d((window**2).sum(1, keepdim=True), BLOCK, stride=1)[:, 0] * BLOCK**2
+    energy = _box_sums((window**2).sum(1), BLOCK)  # sum W^2 under the template at every displacement
     ssd = ((template**2).sum(dim=(1, 2, 3))[:, None, None] - 2 * corr + energy).clamp(min=0) / (c * BLOCK**2)
     best = ssd.flatten(1).argmin(dim=1)
     span = 2 * RADIUS + 1
