@@ -48,6 +48,18 @@ def test_without_the_pick_the_object_is_drawn_twice(monkeypatch):
     assert psnr(out[square], truth[square]) < 25  # measured 21.9
 
 
+def test_a_large_frame_that_disagrees_everywhere():
+    """More disagreeing pixels than ``remap`` takes in one row of its maps (32767)."""
+    scene = Scene(height=240, width=320, bg_velocity=(0.0, 0.0), fg_velocity=VELOCITY, size=SIZE)
+    rgb0, rgb1 = scene.frame_u8(0), scene.frame_u8(1)
+    flow_t0 = torch.zeros(1, 2, 240, 320)
+    flow_t1 = (1 - T) * torch.tensor([-8.0, 6.0]).view(1, 2, 1, 1).expand_as(flow_t0).contiguous()
+    mask0 = torch.full((1, 1, 240, 320), 1 - T)
+    out = compose_array(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
+    expected, picked = _dense(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
+    assert bool(picked.any()) and np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+
+
 def test_tensor_path_picks_the_same():
     """``synthesize`` (the tensor path: CUDA, refiners, training) makes the same choice as ``compose_array``."""
     rgb0, rgb1, truth, flow_t0, flow_t1, mask0, square = _one_side_lost_the_square()

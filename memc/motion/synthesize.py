@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ..tensors import resize_flow
 from . import occlusion
 from .project import Projection
-from .warp import backward_warp, backward_warp_array, sample_at
+from .warp import backward_warp, backward_warp_array, sample_array, sample_at
 
 # Motions (px per frame interval) further apart than this count as two motions at one pixel.
 DISAGREE = 1.0
@@ -236,8 +236,7 @@ def _pick_array(
         """(K, 3) samples of ``image`` at ``x + scale * flow(x)`` at the reach pixels, as
         ``backward_warp_array`` samples them."""
         step = flow[0][:, at_y, at_x] * scale
-        map_x, map_y = (step[0] + at_x.to(step.dtype)).numpy(), (step[1] + at_y.to(step.dtype)).numpy()
-        return cv2.remap(image, map_x[None], map_y[None], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+        return sample_array(image, (step[0] + at_x.to(step.dtype)).numpy(), (step[1] + at_y.to(step.dtype)).numpy())
 
     def cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``_box(_mean_abs(a, b))`` at the disagreeing pixels, from (K, 3) values at the reach pixels."""

@@ -100,6 +100,21 @@ def backward_warp_array(image: np.ndarray, flow: torch.Tensor) -> np.ndarray:
     return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def sample_array(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """Bilinear samples (K, C) of ``image`` (H x W x C array) at K points (float32 ``map_x``,
+    ``map_y``), exactly as ``backward_warp_array`` samples them. ``remap`` takes maps narrower than
+    32767 columns, so the points go in rows of POINT_ROW."""
+    k = map_x.shape[0]
+    rows = -(-k // POINT_ROW)
+    pad = rows * POINT_ROW - k
+    maps = [np.pad(m, (0, pad)).reshape(rows, POINT_ROW) for m in (map_x, map_y)]
+    out = cv2.remap(image, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(rows * POINT_ROW, -1)[:k]
+
+
+POINT_ROW = 4096
+
+
 def _sample_maps(flow: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """``remap``'s separate x and y maps (H x W float32) of a (2, H, W) float32 flow on the CPU:
     with them (not one H x W x 2 map) remap samples exactly, and no pixel grid is built."""
