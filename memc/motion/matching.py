@@ -50,9 +50,9 @@ def _gather(image: torch.Tensor, batch: torch.Tensor, top: torch.Tensor, left: t
     ys = (top[:, None] + offsets).clamp(0, h - 1)
     xs = (left[:, None] + offsets).clamp(0, w - 1)
     index = (batch[:, None, None] * h + ys[:, :, None]) * w + xs[:, None, :]  # (K, size, size) flat pixel index
-    # rows of C values gathered by one flat index: far cheaper than indexing (N, C, H, W) around a slice
-    pixels = image.permute(0, 2, 3, 1).reshape(n * h * w, c)
-    return pixels[index.flatten()].view(*index.shape, c).permute(0, 3, 1, 2)
+    # one index_select per channel plane: the planes are a view for N = 1, no copy of the image
+    planes = image.transpose(0, 1).reshape(c, n * h * w)
+    return planes.index_select(1, index.flatten()).view(c, *index.shape).transpose(0, 1)
 
 
 def _subpixel(cost: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
