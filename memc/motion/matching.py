@@ -12,12 +12,17 @@ objects still exist:
    blocks; the worst textured blocks (at most MAX_BLOCKS) are searched;
 2. exhaustive integer SSD search in a window of +-RADIUS px around the block's current vector (one
    grouped convolution for all blocks at once), then a parabola fit for the sub-pixel part;
-3. a block's match counts only where it explains the block far better than the current flow;
+3. far candidates: an object the flow lost is a failing block in *both* frames (at its place in
+   each), so each block of image_a is also matched against the failing blocks of the other
+   direction, in image_b (one matrix product), and searched +-STEP px around the best of them:
+   a vector of any length, at the cost of a few dozen SSDs per block. The lower SSD of the two
+   searches wins;
+4. a block's match counts only where it explains the block far better than the current flow;
    its vector is offered to the pixels of and around the block;
-4. fusion per pixel: a pixel takes the best offered vector where its local (3x3) photometric error
+5. fusion per pixel: a pixel takes the best offered vector where its local (3x3) photometric error
    is clearly smaller than under the current flow. Background pixels keep their flow, the object's
    pixels get the object's vector;
-5. a fused vector stays only where the other direction confirms it (forward-backward check).
+6. a fused vector stays only where the other direction confirms it (forward-backward check).
 
 Cost is bounded by MAX_BLOCKS, whatever the frame size. Images (N, C, H, W) in [0, 1], RGB: a ball
 often has the brightness of the grass it crosses, not its colour. Flow in pixels, channel 0 = x.
@@ -25,6 +30,8 @@ Plain torch, no loops over pixels or blocks, any device.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -102,23 +109,34 @@ def _box_sums(x: torch.Tensor, size: int) -> torch.Tensor:
     return sums.to(x.dtype)
 
 
-def block_candidates(
-    image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor, residual: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Vectors found by block search where ``flow_ab`` fails (``residual`` = image_a - image_b warped by it).
+@dataclass(frozen=True)
+class Blocks:
+    """The blocks of one direction where its flow fails worst (``worst_blocks``), K of them."""
 
-    Returns, per accepted block, its batch item, top and left (K,) and its vector (K, 2) in pixels.
-    """
-    n, _, h, w = image_a.shape
+    batch: torch.Tensor  # (K,) batch item
+    top: torch.Tensor  # (K,) px
+    left: torch.Tensor  # (K,) px
+    guess: torch.Tensor  # (K, 2) the flow's mean vector over the block, rounded to whole px
+    flow_mse: torch.Tensor  # (K,) mean squared residual under the flow
+    template: torch.Tensor  # (K, C, BLOCK, BLOCK) the block's pixels
+
+    @staticmethod
+    def none(image: torch.Tensor) -> Blocks:
+        empty = torch.zeros(0, dtype=torch.long, device=image.device)
+        nothing = torch.zeros(0, device=image.device, dtype=image.dtype)
+        template = torch.zeros(0, image.shape[1], BLOCK, BLOCK, device=image.device, dtype=image.dtype)
+        return Blocks(empty, empty, empty, empty.view(0, 2).expand(0, 2), nothing, template)
+
+
+def worst_blocks(image_a: torch.Tensor, flow_ab: torch.Tensor, residual: torch.Tensor) -> Blocks:
+    """The worst textured blocks (at most MAX_BLOCKS) of ``flow_ab`` (``residual`` = image_a - image_b
+    warped by it), where the block search looks."""
+    n, c, h, w = image_a.shape
     hb, wb = max(0, (h - BLOCK) // STEP + 1), max(0, (w - BLOCK) // STEP + 1)
-    none = torch.zeros(0, dtype=torch.long, device=image_a.device)
-    nothing = (none, none, none, torch.zeros(0, 2, device=image_a.device, dtype=image_a.dtype))
     if hb == 0 or wb == 0:
-        return nothing
-
+        return Blocks.none(image_a)
     # every block statistic in one pooling; a BLOCK x BLOCK block at a multiple of STEP is the mean
     # of 2 x 2 cells of STEP x STEP, so pooling cells first reads each pixel once instead of four times
-    c = image_a.shape[1]
     pieces = (residual.abs().mean(1, keepdim=True), (residual**2).mean(1, keepdim=True), image_a, image_a**2, flow_ab)
     stats = torch.cat([_cell_means(x) for x in pieces], 1)  # cells first: 1/16 of the size
     stats = F.avg_pool2d(stats, BLOCK // STEP, stride=1)
@@ -128,41 +146,84 @@ def block_candidates(
     flat = score.flatten()
     count = min(int((flat > 0).sum()), MAX_BLOCKS)
     if count == 0:
-        return nothing
+        return Blocks.none(image_a)
     chosen = flat.topk(count).indices  # index into (n, 1, hb, wb)
     batch, cell = chosen // (hb * wb), chosen % (hb * wb)
     by, bx = cell // wb, cell % wb
-
-    # search window centred on the block's current (mean, rounded) vector
-    guess = stats[:, 2 + 2 * c :].permute(0, 2, 3, 1)[batch, by, bx].round().long()  # (K, 2) the block's mean flow
     top, left = by * STEP, bx * STEP
-    template = _gather(image_a, batch, top, left, BLOCK)  # (K, C, B, B)
-    size = BLOCK + 2 * RADIUS
-    window = _gather(image_b, batch, top + guess[:, 1] - RADIUS, left + guess[:, 0] - RADIUS, size)  # (K, C, S, S)
+    guess = stats[:, 2 + 2 * c :].permute(0, 2, 3, 1)[batch, by, bx].round().long()
+    return Blocks(batch, top, left, guess, flow_mse[batch, 0, by, bx], _gather(image_a, batch, top, left, BLOCK))
+
+
+def _search(
+    blocks: Blocks, image_b: torch.Tensor, centre: torch.Tensor, radius: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exhaustive SSD search of each block's template in ``image_b`` within +-radius px of its
+    displacement ``centre`` (K, 2) (whole px): the best vector (K, 2), sub-pixel, and its SSD (K,)
+    per channel and pixel."""
+    template, c = blocks.template, blocks.template.shape[1]
+    size = BLOCK + 2 * radius
+    window = _gather(
+        image_b, blocks.batch, blocks.top + centre[:, 1] - radius, blocks.left + centre[:, 0] - radius, size
+    )
     # SSD(d) = sum T^2 - 2 corr(W, T) + sum W^2, every displacement of every block in one grouped conv
     corr = _correlate(window, template)  # (K, 2R+1, 2R+1)
     energy = _box_sums((window**2).sum(1), BLOCK)  # sum W^2 under the template at every displacement
     ssd = ((template**2).sum(dim=(1, 2, 3))[:, None, None] - 2 * corr + energy).clamp(min=0) / (c * BLOCK**2)
     best = ssd.flatten(1).argmin(dim=1)
-    span = 2 * RADIUS + 1
+    span = 2 * radius + 1
     index = torch.stack((best // span, best % span), dim=1)  # (K, 2) as (y, x)
-    best_cost = ssd.flatten(1).gather(1, best[:, None])[:, 0]
-    dy = index[:, 0] - RADIUS + _subpixel(ssd, index, 0)
-    dx = index[:, 1] - RADIUS + _subpixel(ssd, index, 1)
-    found = torch.stack((guess[:, 0] + dx, guess[:, 1] + dy), dim=1).to(image_a.dtype)
-    accept = best_cost < GAIN * flow_mse[batch, 0, by, bx]
-
-    return batch[accept], top[accept], left[accept], found[accept]
+    cost = ssd.flatten(1).gather(1, best[:, None])[:, 0]
+    dy = index[:, 0] - radius + _subpixel(ssd, index, 0)
+    dx = index[:, 1] - radius + _subpixel(ssd, index, 1)
+    return torch.stack((centre[:, 0] + dx, centre[:, 1] + dy), dim=1).to(template.dtype), cost
 
 
-def _fuse(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+def _far_centres(blocks: Blocks, others: Blocks) -> torch.Tensor:
+    """Per block, the displacement (K, 2) to the failing block of the other direction (``others``,
+    blocks of image_b) whose pixels match its own best: a candidate of any length."""
+    a, b = blocks.template.flatten(1), others.template.flatten(1)
+    ssd = (a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T  # (K, K_other)
+    ssd = torch.where(blocks.batch[:, None] == others.batch[None], ssd, torch.full_like(ssd, float("inf")))
+    j = ssd.argmin(dim=1)
+    return torch.stack((others.left[j] - blocks.left, others.top[j] - blocks.top), dim=1)
+
+
+def block_candidates(
+    image_b: torch.Tensor, blocks: Blocks, others: Blocks | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Vectors found by block search for ``blocks`` (``worst_blocks`` of image_a's flow) in image_b.
+
+    Each block is searched within +-RADIUS px of its flow's vector and, given ``others`` (the worst
+    blocks of the other direction, in image_b), within +-STEP px of the one of them it matches best:
+    an object that the flow lost shows as a failing block in both frames, however far it went.
+    Returns, per accepted block, its batch item, top and left (K,) and its vector (K, 2) in pixels.
+    """
+    if blocks.batch.numel() == 0:
+        return blocks.batch, blocks.top, blocks.left, blocks.template.new_zeros(0, 2)
+    found, cost = _search(blocks, image_b, blocks.guess, RADIUS)
+    if others is not None and others.batch.numel() > 0:
+        far, far_cost = _search(blocks, image_b, _far_centres(blocks, others), STEP)
+        better = far_cost < cost
+        found, cost = torch.where(better[:, None], far, found), torch.where(better, far_cost, cost)
+    accept = cost < GAIN * blocks.flow_mse
+    return blocks.batch[accept], blocks.top[accept], blocks.left[accept], found[accept]
+
+
+def _fuse(
+    image_a: torch.Tensor,
+    image_b: torch.Tensor,
+    flow_ab: torch.Tensor,
+    residual: torch.Tensor,
+    candidates: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
     """Per pixel, the best block vector found nearby where it explains the pixel clearly better than the flow.
 
     Each found vector is tried on a patch of 2 BLOCK x 2 BLOCK px around its block; a pixel covered
     by several patches keeps the vector with the smallest 3 x 3 error (a scatter-min), so a small
     object's pixels take its vector and the background around it keeps its own.
     """
-    batch, top, left, vectors = block_candidates(image_a, image_b, flow_ab, residual)
+    batch, top, left, vectors = candidates  # block_candidates
     if batch.numel() == 0:
         return flow_ab
     n, _, h, w = image_a.shape
@@ -203,8 +264,9 @@ def add_large_motion(
     """
     residual_0 = image0 - backward_warp(image1, flow_01)
     residual_1 = image1 - backward_warp(image0, flow_10)
-    fused_01 = _fuse(image0, image1, flow_01, residual_0)
-    fused_10 = _fuse(image1, image0, flow_10, residual_1)
+    blocks_0, blocks_1 = worst_blocks(image0, flow_01, residual_0), worst_blocks(image1, flow_10, residual_1)
+    fused_01 = _fuse(image0, image1, flow_01, residual_0, block_candidates(image1, blocks_0, blocks_1))
+    fused_10 = _fuse(image1, image0, flow_10, residual_1, block_candidates(image0, blocks_1, blocks_0))
     if fused_01 is flow_01 and fused_10 is flow_10:
         return flow_01, flow_10
     keep_01 = occlusion.consistency_error(fused_01, fused_10) < CONFIRM
