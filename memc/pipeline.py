@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -36,7 +36,7 @@ from .io.decode import SourceFrame, VideoSource
 from .io.encode import PlaneTarget, VideoSink
 from .motion import scene
 from .motion.held import DROP, NEW, STILL, HeldFrames
-from .motion.interpolate import Interpolator, PairFlows
+from .motion.interpolate import Interpolator, Motion, PairFlows
 from .motion.pictures import frame_with_pictures
 from .outputs import atomic_output, check_output
 from .stages import StageTimer
@@ -78,14 +78,25 @@ def _fps_text(fps: Fraction) -> str:
 
 
 class _Pairs:
-    """Per source pair: scene decision and flows, computed at most once and reused for every t."""
+    """Per source pair: scene decision and flows, computed at most once and reused for every t.
 
-    def __init__(self, interpolator: Interpolator, config: ConvertConfig, stats: Stats) -> None:
-        self.interpolator, self.config, self.stats = interpolator, config, stats
+    With ``later`` (the synthesis thread) only the motion is estimated here; the pair-level work on
+    it that every t needs (``Motion.pair_flows``: consistency, projection grid) is queued there,
+    ahead of the pair's frames, and ``flows`` is its Future: this thread has the most to do."""
+
+    def __init__(
+        self,
+        interpolator: Interpolator,
+        config: ConvertConfig,
+        stats: Stats,
+        later: Ahead | None = None,
+        timed: Callable[[str], AbstractContextManager] = lambda name: _UNTIMED,
+    ) -> None:
+        self.interpolator, self.config, self.stats, self.later, self.timed = interpolator, config, stats, later, timed
         self.index: int | None = None
         self.cut = False
         self.still = False  # with --dedup: the pair repeats a frame, so the earlier one is shown as it is
-        self.flows = None
+        self.flows: PairFlows | Future[PairFlows] | None = None
 
     def prepare(self, i: int, image0: torch.Tensor, image1: torch.Tensor, still: bool = False) -> None:
         if self.index == i:
@@ -105,7 +116,12 @@ class _Pairs:
                 self.stats.scene_cuts += 1
                 logger.info("scene cut between source frames %d and %d (histogram distance %.2f)", i, i + 1, distance)
         if not self.cut and self.flows is None:
-            self.flows = self.interpolator.flows(image0, image1)
+            motion = self.interpolator.motion(image0, image1)
+            self.flows = motion.pair_flows() if self.later is None else self.later.submit(self._finish, motion)
+
+    def _finish(self, motion: Motion) -> PairFlows:
+        with self.timed("flows"):  # in the synthesis thread: still charged to the flows
+            return motion.pair_flows()
 
 
 def run(
@@ -138,7 +154,6 @@ def run(
     frames: dict[int, SourceFrame] = {}
     tensors: dict[int, torch.Tensor] = {}
     still_pairs: set[int] = set()  # i where frame i + 1 repeats frame i (--dedup, a run at its bound)
-    pairs = _Pairs(interpolator, config, stats)
 
     def timed(name: str, sync: bool = True):
         return timer.stage(name, sync) if timer is not None else _UNTIMED
@@ -177,7 +192,7 @@ def run(
         rgb1: np.ndarray,
         image0: torch.Tensor,
         image1: torch.Tensor,
-        flows: PairFlows,
+        flows: PairFlows | Future[PairFlows],
         index: int,
         t: float,
         on_device: bool,
@@ -185,6 +200,8 @@ def run(
         """Output frame ``index`` between two source frames, with its pictures if asked for: an
         array like ``rgb0``, or with ``on_device`` a tensor on the interpolator's device. Everything
         it reads comes in as arguments: on a CPU it runs in the synthesis thread (``Ahead``)."""
+        if isinstance(flows, Future):  # done: it was queued before this frame (``_Pairs``)
+            flows = flows.result()
         with timed("synthesis"):
             start, end = config.debug_frames
             if config.debug_dir is None or not start <= index < end:
@@ -217,6 +234,7 @@ def run(
         # On a CPU, frames are synthesized in their own thread while this one estimates the next
         # pair's flows; each half gets half the torch threads (the encoder and decoder share them too)
         synthesis = Ahead("memc-synthesis", SYNTHESIS_AHEAD) if target is None else None
+        pairs = _Pairs(interpolator, config, stats, synthesis, timed)
         threads = torch.get_num_threads()
         if synthesis is not None:
             torch.set_num_threads(max(1, threads // 2))

@@ -91,6 +91,20 @@ class PairFlows:
 
 
 @dataclass(frozen=True)
+class Motion:
+    """A pair's estimated motion (``Interpolator.motion``), before the pair-level work on it."""
+
+    flow_01: torch.Tensor  # (N, 2, H, W) pixels, at the flow's scale
+    flow_10: torch.Tensor
+    still: torch.Tensor | None  # (N, 1, H, W) ``still.still_mask``
+
+    @torch.no_grad()
+    def pair_flows(self) -> PairFlows:
+        """What every t of the pair uses: consistency errors, splat importances, projection grid."""
+        return pair_flows(self.flow_01, self.flow_10, self.still, grid=True)
+
+
+@dataclass(frozen=True)
 class Rendered:
     """The frame at t and what it was made from (training's losses and tools look inside)."""
 
@@ -225,7 +239,12 @@ class Interpolator:
 
     @torch.no_grad()
     def flows(self, image0: torch.Tensor, image1: torch.Tensor) -> PairFlows:
-        """Estimate both flows once, at the flow scale, with their consistency errors and still pixels.
+        """Everything any t of the pair needs (``motion``, then ``Motion.pair_flows``)."""
+        return self.motion(image0, image1).pair_flows()
+
+    @torch.no_grad()
+    def motion(self, image0: torch.Tensor, image1: torch.Tensor) -> Motion:
+        """Estimate both flows once, at the flow scale, and the pair's still pixels.
 
         The result stays at that scale (in its pixels): projection and the occlusion masks are
         computed there for every t, and only the final warp runs at the images' size.
@@ -247,7 +266,7 @@ class Interpolator:
             a, b = image0, image1
         # Otherwise the motion stays at the flow's size; synthesis warps the images at theirs.
         still_pixels = still.still_mask(a.float(), b.float(), flow_01, flow_10)
-        return pair_flows(flow_01, flow_10, still_pixels, grid=True)
+        return Motion(flow_01, flow_10, still_pixels)
 
     @torch.no_grad()
     def render(self, image0: torch.Tensor, image1: torch.Tensor, flows: PairFlows, t: float) -> Rendered:
