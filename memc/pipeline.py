@@ -231,8 +231,9 @@ def run(
                     sink.write(picture, index)
 
         writer = BackgroundWriter(write, "memc-encode")
-        # On a CPU, frames are synthesized in their own thread while this one estimates the next
-        # pair's flows; each half gets half the torch threads (the encoder and decoder share them too)
+        # Frames that go to the encoder as arrays (every CPU run) are synthesized in their own thread
+        # while this one estimates the next pair's flows; each gets half the torch threads (the
+        # encoder and decoder share the cores too). The CUDA path keeps its frames on the device.
         synthesis = Ahead("memc-synthesis", SYNTHESIS_AHEAD) if target is None else None
         pairs = _Pairs(interpolator, config, stats, synthesis, timed)
         threads = torch.get_num_threads()

@@ -214,6 +214,9 @@ def compose_array(
     return np.clip(blended, 0, 255, out=blended).astype(np.uint8)
 
 
+_MEAN_TO_UNIT = np.full((1, 3), 1 / (3 * 255), dtype=np.float32)  # mean of 3 channels of 0..255 -> [0, 1]
+
+
 def _pick_array(
     image0: np.ndarray,
     image1: np.ndarray,
@@ -255,6 +258,3 @@ def _pick_array(
         k = here[chosen]
         picked.append(((d_ys[chosen], d_xs[chosen]), (1 - t) * first[k] + t * second[k]))
     return picked
-
-
-_MEAN_TO_UNIT = np.full((1, 3), 1 / (3 * 255), dtype=np.float32)  # mean of 3 channels of 0..255 -> [0, 1]

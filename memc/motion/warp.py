@@ -100,19 +100,21 @@ def backward_warp_array(image: np.ndarray, flow: torch.Tensor) -> np.ndarray:
     return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+POINT_ROW = 4096  # points per row of ``sample_array``'s maps
+
+
 def sample_array(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
     """Bilinear samples (K, C) of ``image`` (H x W x C array) at K points (float32 ``map_x``,
     ``map_y``), exactly as ``backward_warp_array`` samples them. ``remap`` takes maps narrower than
     32767 columns, so the points go in rows of POINT_ROW."""
     k = map_x.shape[0]
+    if k == 0:
+        return np.zeros((0, image.shape[2] if image.ndim == 3 else 1), image.dtype)
     rows = -(-k // POINT_ROW)
     pad = rows * POINT_ROW - k
     maps = [np.pad(m, (0, pad)).reshape(rows, POINT_ROW) for m in (map_x, map_y)]
     out = cv2.remap(image, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(rows * POINT_ROW, -1)[:k]
-
-
-POINT_ROW = 4096
 
 
 def _sample_maps(flow: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
