@@ -104,20 +104,26 @@ class _Pairs:
         self.index, self.flows, self.cut, self.still = i, None, False, still
         if still:
             return
-        threshold = self.config.scene_threshold
-        if self.config.scene_detect:
-            distance = scene.histogram_distance(image0, image1)
-            if scene.needs_flow_check(distance, threshold):
-                self.flows = self.interpolator.flows(image0, image1)
-                self.cut = scene.is_cut(distance, threshold, self.flows.failure)
-            else:
-                self.cut = scene.is_cut(distance, threshold)
-            if self.cut:
-                self.stats.scene_cuts += 1
-                logger.info("scene cut between source frames %d and %d (histogram distance %.2f)", i, i + 1, distance)
-        if not self.cut and self.flows is None:
-            motion = self.interpolator.motion(image0, image1)
-            self.flows = motion.pair_flows() if self.later is None else self.later.submit(self._finish, motion)
+        motion = None
+        with self.timed("flows"):
+            threshold = self.config.scene_threshold
+            if self.config.scene_detect:
+                distance = scene.histogram_distance(image0, image1)
+                if scene.needs_flow_check(distance, threshold):
+                    self.flows = self.interpolator.flows(image0, image1)
+                    self.cut = scene.is_cut(distance, threshold, self.flows.failure)
+                else:
+                    self.cut = scene.is_cut(distance, threshold)
+                if self.cut:
+                    self.stats.scene_cuts += 1
+                    message = "scene cut between source frames %d and %d (histogram distance %.2f)"
+                    logger.info(message, i, i + 1, distance)
+            if not self.cut and self.flows is None:
+                motion = self.interpolator.motion(image0, image1)
+                if self.later is None:
+                    self.flows = motion.pair_flows()
+        if motion is not None and self.later is not None:  # may wait for the synthesis thread: not timed
+            self.flows = self.later.submit(self._finish, motion)
 
     def _finish(self, motion: Motion) -> PairFlows:
         with self.timed("flows"):  # in the synthesis thread: still charged to the flows
@@ -231,10 +237,10 @@ def run(
                     sink.write(picture, index)
 
         writer = BackgroundWriter(write, "memc-encode")
-        # Frames that go to the encoder as arrays (every CPU run) are synthesized in their own thread
-        # while this one estimates the next pair's flows; each gets half the torch threads (the
-        # encoder and decoder share the cores too). The CUDA path keeps its frames on the device.
-        synthesis = Ahead("memc-synthesis", SYNTHESIS_AHEAD) if target is None else None
+        # On a CPU the frames are synthesized in their own thread while this one estimates the next
+        # pair's flows; each gets half the torch threads (the encoder and decoder share the cores too)
+        threaded = device.type == "cpu" and target is None  # (tests put a CPU run on the device path)
+        synthesis = Ahead("memc-synthesis", SYNTHESIS_AHEAD) if threaded else None
         pairs = _Pairs(interpolator, config, stats, synthesis, timed)
         threads = torch.get_num_threads()
         if synthesis is not None:
@@ -254,8 +260,7 @@ def run(
                 shown: int | None = i  # the source frame shown as it is, None for an interpolated one
                 if out.t != 0:
                     image0, image1 = tensor(i), tensor(i + 1)
-                    with timed("flows"):
-                        pairs.prepare(i, image0, image1, still=i in still_pairs)
+                    pairs.prepare(i, image0, image1, still=i in still_pairs)  # times its own stage
                     if pairs.cut and not pairs.still:
                         shown = i if out.t < Fraction(1, 2) else i + 1
                     elif not pairs.still:
@@ -267,7 +272,7 @@ def run(
                     if synthesis is not None:
                         picture = synthesis.submit(frame_at, *job, float(out.t), False)
                     else:
-                        picture = frame_at(*job, float(out.t), on_device=True)
+                        picture = frame_at(*job, float(out.t), on_device=target is not None)
                     stats.interpolated += 1
                 if target is not None:
                     with timed("colour"):
@@ -276,17 +281,19 @@ def run(
                 stats.output_frames += 1
                 if progress is not None:
                     progress(1)
-        except BaseException:
+            writer.close()  # drains: waits for the frames still being made, then the encoder
             if synthesis is not None:
-                synthesis.close(cancel=True)
-            writer.close(drain=False)
+                synthesis.close()
+        except BaseException:  # an error or a signal, also while draining: stop both threads
+            try:
+                if synthesis is not None:
+                    synthesis.close(cancel=True)
+            finally:
+                writer.close(drain=False)
             raise
         finally:
             outputs.close()  # stops the decoder thread now when a window ends early
             torch.set_num_threads(threads)
-        writer.close()
-        if synthesis is not None:
-            synthesis.close()
     stats.truncated = source.truncated
     stats.seconds = time.perf_counter() - started
     return stats

@@ -61,35 +61,24 @@ def test_a_large_frame_that_disagrees_everywhere():
 
 
 def test_tensor_path_picks_the_same():
-    """``synthesize`` (the tensor path: CUDA, refiners, training) makes the same choice as ``compose_array``."""
+    """``synthesize.warp_and_blend`` (the tensor path: CUDA, refiners, training) makes the same
+    choice as ``compose_array``: motion 0 on the square, and the same frame."""
     rgb0, rgb1, truth, flow_t0, flow_t1, mask0, square = _one_side_lost_the_square()
-    image0, image1 = (torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255 for x in (rgb0, rgb1))
-    disagree = synthesize.disagreement(flow_t0, flow_t1, T)
-    warped0 = synthesize.backward_warp(image0, flow_t0)
-    warped1 = synthesize.backward_warp(image1, flow_t1)
-    cross1 = synthesize.backward_warp(image1, -(1 - T) / T * flow_t0)
-    cross0 = synthesize.backward_warp(image0, -T / (1 - T) * flow_t1)
-    cost0 = synthesize._box(synthesize._mean_abs(warped0, cross1))
-    cost1 = synthesize._box(synthesize._mean_abs(cross0, warped1))
-    along0, along1 = synthesize.bilateral_pick(cost0, cost1, disagree)
+    expected, picked = _dense(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
     rows, cols = square
-    assert bool(along0[0, 0, rows, cols].all()) and not bool(along1[0, 0, rows, cols].any())
+    assert bool(picked[0, 0, rows, cols].all())
+    assert psnr(expected[square], truth[square]) > 40
+    out = compose_array(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
 
 
 def _dense(rgb0, rgb1, flow_t0, flow_t1, mask0, t):
-    """compose_array's result the plain way: every warp over the whole frame, in tensors."""
+    """compose_array's result through the tensor path (CUDA, refiners, training): every warp over
+    the whole frame (``synthesize.warp_and_blend``), and which pixels it picked."""
     image0, image1 = (torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255 for x in (rgb0, rgb1))
-    warped0 = synthesize.backward_warp(image0, flow_t0)
-    warped1 = synthesize.backward_warp(image1, flow_t1)
-    image = warped1 + mask0 * (warped0 - warped1)
-    cross1 = synthesize.backward_warp(image1, -(1 - t) / t * flow_t0)
-    cross0 = synthesize.backward_warp(image0, -t / (1 - t) * flow_t1)
-    cost0 = synthesize._box(synthesize._mean_abs(warped0, cross1))
-    cost1 = synthesize._box(synthesize._mean_abs(cross0, warped1))
-    along0, along1 = synthesize.bilateral_pick(cost0, cost1, synthesize.disagreement(flow_t0, flow_t1, t))
-    image = torch.where(along0, (1 - t) * warped0 + t * cross1, image)
-    image = torch.where(along1, (1 - t) * cross0 + t * warped1, image)
-    return (image[0].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8), along0 | along1
+    image, warped0, warped1 = synthesize.warp_and_blend(image0, image1, flow_t0, flow_t1, mask0, t)
+    picked = (image - (warped1 + mask0 * (warped0 - warped1))).abs().amax(1, keepdim=True) > 0
+    return (image[0].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8), picked
 
 
 @pytest.mark.parametrize("t", [0.25, 0.5, 0.8])

@@ -154,3 +154,37 @@ def test_consistency_floor_only_where_one_frame_passes():
     # both fail (broken flow): no floor, so neither frame's hole or arrival steers the blend
     broken = occlusion.visibility(hole, occluded, arrives, occluded)
     assert broken.item() == pytest.approx(occlusion.confidence(occluded).item())
+
+
+def test_a_batch_item_is_matched_as_if_it_were_alone():
+    """Far candidates come from the same batch item only, also where that item's other direction
+    has no failing block at all (here: its flow_10 is right, its flow_01 saw nothing)."""
+    scene = _far_sprite(60.0)
+    ball0, ball1 = _tensor(scene.frame_u8(0) / 255.0), _tensor(scene.frame_u8(1) / 255.0)
+    h, w = ball0.shape[-2:]
+    texture = _tensor(procedural_texture(h, w + 3, np.random.default_rng(4)))
+    pan0, pan1 = texture[..., 3:], texture[..., :-3]  # content moves +3 px in x
+    flow_ball = torch.zeros(1, 2, h, w)
+    flow_ball[:, 0], flow_ball[:, 1] = -1.5, 0.5
+    pan_01, pan_10 = torch.zeros(1, 2, h, w), torch.zeros(1, 2, h, w)
+    pan_10[:, 0] = -3.0
+    alone = [
+        matching.add_large_motion(ball0, ball1, flow_ball, -flow_ball),
+        matching.add_large_motion(pan0, pan1, pan_01, pan_10),
+    ]
+    images = torch.cat((ball0, pan0)), torch.cat((ball1, pan1))
+    together = matching.add_large_motion(*images, torch.cat((flow_ball, pan_01)), torch.cat((-flow_ball, pan_10)))
+    for k, (flow_01, flow_10) in enumerate(alone):
+        assert torch.allclose(together[0][k : k + 1], flow_01, atol=1e-4)
+        assert torch.allclose(together[1][k : k + 1], flow_10, atol=1e-4)
+
+
+def test_far_candidates_never_come_from_another_batch_item():
+    def blocks(batch):
+        k = len(batch)
+        long = torch.tensor(batch)
+        return matching.Blocks(long, long * 0 + 8, long * 0 + 16, torch.zeros(k, 2, dtype=torch.long),
+                               torch.ones(k), torch.rand(k, 3, matching.BLOCK, matching.BLOCK))  # fmt: skip
+
+    _, valid = matching._far_centres(blocks([0, 0, 1]), blocks([1, 1]))
+    assert valid.tolist() == [False, False, True]  # item 0 has no failing block on the other side

@@ -78,20 +78,37 @@ def test_conversion_with_the_synthesis_thread_matches_frame_by_frame(tmp_path, c
 
 
 @pytest.mark.slow
-def test_a_synthesis_error_is_one_line_and_leaves_no_output(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("when", ["early", "last"])
+def test_a_synthesis_error_is_one_line_and_leaves_no_output(tmp_path, capsys, monkeypatch, when):
+    """Early, or in the last frame (its error then surfaces while the encoder drains): one line, no
+    output, and no thread of the conversion left running."""
     write_clip(tmp_path / "in.mkv", [Scene(height=64, width=64).frame_u8(k) for k in range(12)], 24, codec="ffv1")
+    args = ["convert", str(tmp_path / "in.mkv"), "--fps", "60", "-q"]
+    real = Interpolator.frame_array
     calls = []
 
-    def broken(self, *args):
+    def counting(self, *a):
         calls.append(1)
-        if len(calls) == 4:
+        return real(self, *a)
+
+    monkeypatch.setattr(Interpolator, "frame_array", counting)
+    with pytest.raises(SystemExit):
+        main([*args, "-o", str(tmp_path / "dry.mkv")])
+    (tmp_path / "dry.mkv").unlink()
+    fail_at = 4 if when == "early" else len(calls)
+    calls.clear()
+
+    def broken(self, *a):
+        calls.append(1)
+        if len(calls) == fail_at:
             raise RuntimeError("synthesis broke")
-        return args[0].copy()
+        return real(self, *a)
 
     monkeypatch.setattr(Interpolator, "frame_array", broken)
     with pytest.raises(SystemExit) as exit_info:
-        main(["convert", str(tmp_path / "in.mkv"), "--fps", "60", "-o", str(tmp_path / "o.mkv"), "-q"])
+        main([*args, "-o", str(tmp_path / "o.mkv")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 1, err
     assert "synthesis broke" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert {p.name for p in tmp_path.iterdir()} == {"in.mkv"}
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("memc-")]

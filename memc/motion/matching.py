@@ -143,12 +143,12 @@ def worst_blocks(image_a: torch.Tensor, flow_ab: torch.Tensor, residual: torch.T
     mean_abs, flow_mse = stats[:, 0:1], stats[:, 1:2]
     contrast = (stats[:, 2 + c : 2 + 2 * c] - stats[:, 2 : 2 + c] ** 2).clamp(min=0).mean(1, keepdim=True).sqrt()
     score = torch.where((mean_abs > MIN_RESIDUAL) & (contrast > MIN_CONTRAST), mean_abs, torch.zeros_like(mean_abs))
-    flat = score.flatten()
-    count = min(int((flat > 0).sum()), MAX_BLOCKS)
-    if count == 0:
+    scores, cells = score.view(n, hb * wb).topk(min(MAX_BLOCKS, hb * wb), dim=1)  # each image's worst
+    chosen = scores > 0
+    if not bool(chosen.any()):
         return Blocks.none(image_a)
-    chosen = flat.topk(count).indices  # index into (n, 1, hb, wb)
-    batch, cell = chosen // (hb * wb), chosen % (hb * wb)
+    batch = torch.arange(n, device=image_a.device)[:, None].expand_as(cells)[chosen]
+    cell = cells[chosen]
     by, bx = cell // wb, cell % wb
     top, left = by * STEP, bx * STEP
     guess = stats[:, 2 + 2 * c :].permute(0, 2, 3, 1)[batch, by, bx].round().long()
@@ -179,14 +179,15 @@ def _search(
     return torch.stack((centre[:, 0] + dx, centre[:, 1] + dy), dim=1).to(template.dtype), cost
 
 
-def _far_centres(blocks: Blocks, others: Blocks) -> torch.Tensor:
+def _far_centres(blocks: Blocks, others: Blocks) -> tuple[torch.Tensor, torch.Tensor]:
     """Per block, the displacement (K, 2) to the failing block of the other direction (``others``,
-    blocks of image_b) whose pixels match its own best: a candidate of any length."""
+    blocks of image_b) whose pixels match its own best: a candidate of any length; and (K,) whether
+    its batch item has any such block."""
     a, b = blocks.template.flatten(1), others.template.flatten(1)
     ssd = (a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T  # (K, K_other)
-    ssd = torch.where(blocks.batch[:, None] == others.batch[None], ssd, torch.full_like(ssd, float("inf")))
-    j = ssd.argmin(dim=1)
-    return torch.stack((others.left[j] - blocks.left, others.top[j] - blocks.top), dim=1)
+    same_item = blocks.batch[:, None] == others.batch[None]
+    j = torch.where(same_item, ssd, torch.full_like(ssd, float("inf"))).argmin(dim=1)
+    return torch.stack((others.left[j] - blocks.left, others.top[j] - blocks.top), dim=1), same_item.any(dim=1)
 
 
 def block_candidates(
@@ -203,8 +204,9 @@ def block_candidates(
         return blocks.batch, blocks.top, blocks.left, blocks.template.new_zeros(0, 2)
     found, cost = _search(blocks, image_b, blocks.guess, RADIUS)
     if others is not None and others.batch.numel() > 0:
-        far, far_cost = _search(blocks, image_b, _far_centres(blocks, others), STEP)
-        better = far_cost < cost
+        centres, valid = _far_centres(blocks, others)
+        far, far_cost = _search(blocks, image_b, centres, STEP)
+        better = valid & (far_cost < cost)
         found, cost = torch.where(better[:, None], far, found), torch.where(better, far_cost, cost)
     accept = cost < GAIN * blocks.flow_mse
     return blocks.batch[accept], blocks.top[accept], blocks.left[accept], found[accept]

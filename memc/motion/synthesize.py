@@ -141,6 +141,20 @@ def synthesize(
     if mask0.shape[-2:] != size:
         mask0 = F.interpolate(mask0, size=size, mode="bilinear", align_corners=False)
     flow_t0, flow_t1 = (resize_flow(flow, size) for flow in projection.warp_flows())
+    image, warped0, warped1 = warp_and_blend(image0, image1, flow_t0, flow_t1, mask0, t)
+    return Synthesis(image, warped0, warped1, mask0, vis0, vis1)
+
+
+def warp_and_blend(
+    image0: torch.Tensor,
+    image1: torch.Tensor,
+    flow_t0: torch.Tensor,
+    flow_t1: torch.Tensor,
+    mask0: torch.Tensor,
+    t: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Both frames warped to t along the images' size flows, blended by ``mask0``, and the bilateral
+    pick where the motions disagree: (image, warped0, warped1). ``compose_array`` is its twin on arrays."""
     warped0 = backward_warp(image0, flow_t0)
     warped1 = backward_warp(image1, flow_t1)
     image = warped1 + mask0 * (warped0 - warped1)
@@ -151,7 +165,7 @@ def synthesize(
         along0, along1 = bilateral_pick(_box(_mean_abs(warped0, cross1)), _box(_mean_abs(cross0, warped1)), disagree)
         image = torch.where(along0, (1 - t) * warped0 + t * cross1, image)
         image = torch.where(along1, (1 - t) * cross0 + t * warped1, image)
-    return Synthesis(image, warped0, warped1, mask0, vis0, vis1)
+    return image, warped0, warped1
 
 
 def disagreement(flow_t0: torch.Tensor, flow_t1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
@@ -238,7 +252,7 @@ def _pick_array(
     def along(image: np.ndarray, flow: torch.Tensor, scale: float) -> np.ndarray:
         """(K, 3) samples of ``image`` at ``x + scale * flow(x)`` at the reach pixels, as
         ``backward_warp_array`` samples them."""
-        step = flow[0][:, at_y, at_x] * scale
+        step = flow[0].float()[:, at_y, at_x] * scale
         return sample_array(image, (step[0] + at_x.to(step.dtype)).numpy(), (step[1] + at_y.to(step.dtype)).numpy())
 
     def cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
