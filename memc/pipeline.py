@@ -269,10 +269,8 @@ def run(
                     picture = frames[shown].rgb if target is None else tensor(shown)
                 else:
                     job = (frames[i].rgb, frames[i + 1].rgb, tensor(i), tensor(i + 1), pairs.flows, out.index)
-                    if synthesis is not None:
-                        picture = synthesis.submit(frame_at, *job, float(out.t), False)
-                    else:
-                        picture = frame_at(*job, float(out.t), on_device=target is not None)
+                    job += (float(out.t), target is not None)  # t, on_device
+                    picture = synthesis.submit(frame_at, *job) if synthesis is not None else frame_at(*job)
                     stats.interpolated += 1
                 if target is not None:
                     with timed("colour"):

@@ -125,7 +125,7 @@ class Blocks:
         empty = torch.zeros(0, dtype=torch.long, device=image.device)
         nothing = torch.zeros(0, device=image.device, dtype=image.dtype)
         template = torch.zeros(0, image.shape[1], BLOCK, BLOCK, device=image.device, dtype=image.dtype)
-        return Blocks(empty, empty, empty, empty.view(0, 2).expand(0, 2), nothing, template)
+        return Blocks(empty, empty, empty, empty.view(0, 2), nothing, template)
 
 
 def worst_blocks(image_a: torch.Tensor, flow_ab: torch.Tensor, residual: torch.Tensor) -> Blocks:
