@@ -72,15 +72,37 @@ def check_shape(tensor: torch.Tensor, name: str, channels: int | None = None) ->
         raise ValueError(f"{name} must be {want}, got {tuple(tensor.shape)}")
 
 
-def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a flow field to (H, W), scaling x by the width ratio and y by the height ratio."""
+def resize_flow(flow: torch.Tensor, size: tuple[int, int], rows: tuple[int, int] | None = None) -> torch.Tensor:
+    """Resize a flow field to (H, W), scaling x by the width ratio and y by the height ratio; with
+    ``rows`` = (top, bottom) only those rows of the result (``upsample_rows``)."""
     check_shape(flow, "flow", channels=2)
     h, w = flow.shape[-2:]
+    out = upsample_rows(flow, size, rows)
     if (h, w) == tuple(size):
-        return flow
-    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+        return out
     scale = torch.tensor([size[1] / w, size[0] / h], device=flow.device, dtype=flow.dtype).view(1, 2, 1, 1)
     return out * scale
+
+
+def upsample_rows(x: torch.Tensor, size: tuple[int, int], rows: tuple[int, int] | None = None) -> torch.Tensor:
+    """``F.interpolate(x, size, mode="bilinear", align_corners=False)``, or only its rows
+    [top, bottom) with ``rows``: a frame can be made band by band without any full-size field."""
+    h, w = x.shape[-2:]
+    if rows is None:
+        return x if (h, w) == tuple(size) else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    top, bottom = rows
+    if h == size[0]:
+        band = x[..., top:bottom, :]
+    else:  # the rows by hand, as interpolate computes them: source row (y + 0.5) h / H - 0.5, clamped at 0
+        y = ((torch.arange(top, bottom, device=x.device, dtype=torch.float32) + 0.5) * (h / size[0]) - 0.5).clamp_min(0)
+        y0 = y.long().clamp_max(h - 1)
+        y1 = (y0 + 1).clamp_max(h - 1)
+        weight = (y - y0).to(x.dtype).view(-1, 1)
+        band = torch.lerp(x[..., y0, :], x[..., y1, :], weight)
+    if w == size[1]:
+        return band
+    # columns by interpolate itself: rows in = rows out keeps each row exactly
+    return F.interpolate(band, size=(bottom - top, size[1]), mode="bilinear", align_corners=False)
 
 
 class Padder:

@@ -8,6 +8,7 @@ from synthetic import Scene, psnr
 
 from memc.motion import synthesize
 from memc.motion.synthesize import compose_array
+from memc.tensors import resize_flow, to_tensor
 
 T = 0.5
 VELOCITY = (30.0, 0.0)
@@ -36,7 +37,7 @@ def _one_side_lost_the_square():
 
 def test_disagreeing_flows_draw_the_object_once():
     rgb0, rgb1, truth, flow_t0, flow_t1, mask0, square = _one_side_lost_the_square()
-    out = compose_array(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
+    out = _compose(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
     assert psnr(out[square], truth[square]) > 40  # measured: exact (inf); the square where it is at t, once
 
 
@@ -44,7 +45,7 @@ def test_without_the_pick_the_object_is_drawn_twice(monkeypatch):
     """The test above measures something: the visibility blend alone mixes both positions."""
     rgb0, rgb1, truth, flow_t0, flow_t1, mask0, square = _one_side_lost_the_square()
     monkeypatch.setattr(synthesize, "DISAGREE", float("inf"))
-    out = compose_array(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
+    out = _compose(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
     assert psnr(out[square], truth[square]) < 25  # measured 21.9
 
 
@@ -55,7 +56,7 @@ def test_a_large_frame_that_disagrees_everywhere():
     flow_t0 = torch.zeros(1, 2, 240, 320)
     flow_t1 = (1 - T) * torch.tensor([-8.0, 6.0]).view(1, 2, 1, 1).expand_as(flow_t0).contiguous()
     mask0 = torch.full((1, 1, 240, 320), 1 - T)
-    out = compose_array(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
+    out = _compose(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
     expected, picked = _dense(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
     assert bool(picked.any()) and np.abs(out.astype(int) - expected.astype(int)).max() <= 1
 
@@ -68,8 +69,13 @@ def test_tensor_path_picks_the_same():
     rows, cols = square
     assert bool(picked[0, 0, rows, cols].all())
     assert psnr(expected[square], truth[square]) > 40
-    out = compose_array(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
+    out = _compose(rgb0, rgb1, flow_t0, flow_t1, mask0, T)
     assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+
+
+def _compose(rgb0, rgb1, flow_t0, flow_t1, mask0, t):
+    """``compose_array`` on 8-bit frames, as ``Interpolator.frame_array`` calls it."""
+    return compose_array(to_tensor(rgb0), to_tensor(rgb1), flow_t0, flow_t1, mask0, t)
 
 
 def _dense(rgb0, rgb1, flow_t0, flow_t1, mask0, t):
@@ -94,8 +100,32 @@ def test_array_path_samples_only_where_the_motions_disagree_and_matches_the_dens
     flow_t0[..., 40:80, 50:90] = -t * torch.tensor([-12.0, 3.0]).view(1, 2, 1, 1)  # one side sees the square
     flow_t1 += (1 - t) * 0.15 * torch.randn(1, 2, h, w, generator=generator)  # noise well under DISAGREE
     mask0 = torch.rand(1, 1, h, w, generator=generator)
-    out = compose_array(rgb0, rgb1, flow_t0, flow_t1, mask0, t)
+    out = _compose(rgb0, rgb1, flow_t0, flow_t1, mask0, t)
     expected, picked = _dense(rgb0, rgb1, flow_t0, flow_t1, mask0, t)
     disagree = synthesize.disagreement(flow_t0, flow_t1, t)
     assert 0.01 < float(disagree.float().mean()) < 0.3 and bool(picked.any())  # the case is exercised
     assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_bands_make_the_frame_that_the_whole_frame_makes(monkeypatch):
+    """``compose_array`` makes the frame a few rows at a time, from flows and a weight at half the
+    size: band edges (here every 7 rows) cut through the disagreeing square and its 3 x 3 costs
+    without changing a pixel of what the whole-frame tensor path draws."""
+    t = 0.4
+    scene = Scene(bg_velocity=(4.0, -2.0), fg_velocity=(-12.0, 3.0), size=30)
+    rgb0, rgb1 = scene.frame_u8(0), scene.frame_u8(1)
+    h, w = rgb0.shape[:2]
+    generator = torch.Generator().manual_seed(5)
+    flow_t0 = -t * torch.tensor([4.0, -2.0]).view(1, 2, 1, 1).repeat(1, 1, h // 2, w // 2)
+    flow_t1 = (1 - t) * torch.tensor([4.0, -2.0]).view(1, 2, 1, 1).repeat(1, 1, h // 2, w // 2)
+    flow_t0[..., 20:40, 25:45] = -t * torch.tensor([-6.0, 1.5]).view(1, 2, 1, 1)  # half size: half the px
+    flow_t1 += (1 - t) * 0.1 * torch.randn(1, 2, h // 2, w // 2, generator=generator)
+    mask0 = torch.rand(1, 1, h // 2, w // 2, generator=generator)
+    monkeypatch.setattr(synthesize, "BAND_ROWS", 7)
+    out = _compose(rgb0, rgb1, flow_t0, flow_t1, mask0, t)
+    full = [resize_flow(flow, (h, w)) for flow in (flow_t0, flow_t1)]
+    weight = torch.nn.functional.interpolate(mask0, size=(h, w), mode="bilinear", align_corners=False)
+    expected, picked = _dense(rgb0, rgb1, *full, weight, t)
+    assert int(picked.sum()) > 200  # the square is picked, across many band edges
+    difference = np.abs(out.astype(int) - expected.astype(int))
+    assert difference.max() <= 1 and difference.mean() < 0.01

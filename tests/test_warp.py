@@ -7,7 +7,7 @@ import torch
 from memc.motion import occlusion
 from memc.motion.project import fill_holes, forward_splat, project_flow
 from memc.motion.synthesize import synthesize
-from memc.motion.warp import backward_warp, backward_warp_array, sample_array
+from memc.motion.warp import backward_warp, sample_planes, warp_rows
 from memc.tensors import Padder, resize_flow, to_image, to_tensor
 
 
@@ -135,13 +135,17 @@ def test_synthesis_with_true_flows_reproduces_translation():
     assert (blend[inner] - truth[inner]).abs().max() > 0.05  # the task is not trivial
 
 
-def test_sample_array_takes_any_number_of_points_as_the_whole_warp_samples_them():
-    """``remap`` refuses maps of 32767 columns or more: 300 x 400 = 120000 points go in rows."""
+def test_sample_planes_takes_any_number_of_points_as_the_band_warp_samples_them():
+    """``remap`` refuses maps of 32767 columns or more: 300 x 400 = 120000 points go in rows. A band
+    of rows warped by ``warp_rows`` is that band of the whole ``backward_warp``."""
     rng = np.random.default_rng(0)
-    image = (rng.random((300, 400, 3)) * 255).astype(np.float32)
+    image = torch.from_numpy(rng.random((1, 3, 300, 400)).astype(np.float32))
+    planes = list(image[0].numpy())
     flow = torch.from_numpy(rng.normal(0, 3, (1, 2, 300, 400)).astype(np.float32))
-    whole = backward_warp_array(image, flow)
+    whole = backward_warp(image, flow)[0].numpy()
+    band = warp_rows(planes, flow[0, :, 100:164], 100, np.empty((3, 64, 400), np.float32))
+    assert np.array_equal(band, whole[:, 100:164])
     ys, xs = np.nonzero(rng.random((300, 400)) < 0.9)
     map_x = (flow[0, 0].numpy() + np.arange(400, dtype=np.float32))[ys, xs]
     map_y = (flow[0, 1].numpy() + np.arange(300, dtype=np.float32)[:, None])[ys, xs]
-    assert np.array_equal(sample_array(image, map_x, map_y), whole[ys, xs])
+    assert np.array_equal(sample_planes(planes, map_x, map_y), whole[:, ys, xs].T)

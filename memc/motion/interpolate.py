@@ -294,13 +294,14 @@ class Interpolator:
     ) -> np.ndarray:
         """The frame at t in (0, 1) as an H x W x 3 array like ``rgb0``; ``image*`` are the same
         frames as tensors. For 8-bit frames on the CPU without a refiner, the final warp and blend
-        run on the arrays (``synthesize.compose_array``): most of a CPU conversion's time was there."""
+        run in OpenCV, band by band (``synthesize.compose_array``): most of a CPU conversion's time
+        and memory were there."""
         if self.device.type != "cpu" or self.refiner is not None or rgb0.dtype != np.uint8:
             return to_image(self.frame(image0, image1, flows, t), rgb0.dtype)
         projection = project(flows, t)
         grid = flows.on_grid
         mask0, _, _ = blend_weight(projection, t, grid.error_0, grid.error_1, grid.flow_01, grid.flow_10, flows.fine)
-        return compose_array(rgb0, rgb1, *projection.warp_flows(), mask0, t)
+        return compose_array(image0, image1, *projection.warp_flows(), mask0, t)
 
     @staticmethod
     def output(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

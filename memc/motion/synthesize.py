@@ -31,10 +31,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..tensors import resize_flow
+from ..tensors import resize_flow, upsample_rows
 from . import occlusion
 from .project import Projection
-from .warp import backward_warp, backward_warp_array, sample_array, sample_at
+from .warp import backward_warp, sample_at, sample_planes, warp_rows
 
 # Motions (px per frame interval) further apart than this count as two motions at one pixel.
 DISAGREE = 1.0
@@ -43,6 +43,8 @@ DISAGREE = 1.0
 # 0.2 lost 0.36 dB of the suite's objects, 0.8 / 0.05 kept them but gained less on the dev clips.
 PICK_MARGIN = 0.7
 PICK_COST = 0.1
+# Rows of a frame that ``compose_array`` makes at once: its memory stays a few MB at any frame size.
+BAND_ROWS = 128
 
 
 @dataclass(frozen=True)
@@ -196,76 +198,85 @@ def _box(x: torch.Tensor) -> torch.Tensor:
 
 
 def compose_array(
-    rgb0: np.ndarray,
-    rgb1: np.ndarray,
+    image0: torch.Tensor,
+    image1: torch.Tensor,
     flow_t0: torch.Tensor,
     flow_t1: torch.Tensor,
     mask0: torch.Tensor,
     t: float,
 ) -> np.ndarray:
-    """``synthesize``'s final warp and blend in OpenCV for H x W x 3 uint8 frames on a CPU: the same
-    maths (samples placed to 1/32 px), several times faster than ``grid_sample`` on float tensors.
-    Flows and weight are (1, C, h, w) at the projection's size; they are upsampled here."""
-    size = rgb0.shape[:2]
-    image0, image1 = rgb0.astype(np.float32), rgb1.astype(np.float32)
-    flow_t0, flow_t1 = resize_flow(flow_t0, size), resize_flow(flow_t1, size)
-    # float32 warps, rounded once at the end: rounding each 8-bit warp too cost 0.1-0.8 dB on clean clips
-    warped0 = backward_warp_array(image0, flow_t0)
-    warped1 = backward_warp_array(image1, flow_t1)
-    disagree = disagreement(flow_t0, flow_t1, t)[0, 0].numpy()
-    picked = _pick_array(image0, image1, warped0, warped1, flow_t0, flow_t1, disagree, t) if disagree.any() else []
-    weight0 = mask0[0, 0].float().cpu().numpy()
-    if weight0.shape != size:  # the same bilinear upsampling as F.interpolate(align_corners=False)
-        weight0 = cv2.resize(weight0, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    weight0 = weight0[..., None]
-    # warped1 + weight0 * (warped0 - warped1), rounded, in place: fewer full-size temporaries
-    blended = np.subtract(warped0, warped1, out=warped0)
-    blended *= weight0
-    blended += warped1
-    for along, values in picked:
-        blended[along] = values
-    blended += 0.5
-    return np.clip(blended, 0, 255, out=blended).astype(np.uint8)
+    """``synthesize``'s final warp and blend with OpenCV on a CPU, as an H x W x 3 uint8 array: the
+    same maths (samples placed to 1/32 px), several times faster than ``grid_sample``. Frames are
+    (1, 3, H, W) float32 on the CPU; flows and weight (1, C, h, w) at the projection's size.
 
-
-_MEAN_TO_UNIT = np.full((1, 3), 1 / (3 * 255), dtype=np.float32)  # mean of 3 channels of 0..255 -> [0, 1]
+    The frame is made BAND_ROWS rows at a time, the flows and weight upsampled band by band: no
+    full-size warp, flow, map or weight is held (at 1080p those were ~200 MB per frame in flight)."""
+    h, w = image0.shape[-2:]
+    planes0 = list(image0[0].float().contiguous().numpy())  # views of the frames, not copies
+    planes1 = list(image1[0].float().contiguous().numpy())
+    flow_t0, flow_t1, mask0 = flow_t0.float(), flow_t1.float(), mask0.float()
+    out = np.empty((h, w, 3), np.uint8)
+    for top in range(0, h, BAND_ROWS):
+        bottom = min(h, top + BAND_ROWS)
+        # with the rows just above and below: the pick's 3 x 3 costs at the band's edges read them
+        lo, hi = max(0, top - 1), min(h, bottom + 1)
+        f0, f1 = (resize_flow(flow, (h, w), (lo, hi))[0] for flow in (flow_t0, flow_t1))
+        warped0 = warp_rows(planes0, f0, lo, np.empty((3, hi - lo, w), np.float32))
+        warped1 = warp_rows(planes1, f1, lo, np.empty((3, hi - lo, w), np.float32))
+        inner = slice(top - lo, bottom - lo)
+        disagree = disagreement(f0[None], f1[None], t)[0, 0].numpy()
+        disagree[: inner.start] = False  # the neighbours' pixels are picked in their own band
+        disagree[inner.stop :] = False
+        picked = _pick_array(planes0, planes1, warped0, warped1, f0, f1, disagree, t, lo) if disagree.any() else []
+        # warped1 + weight0 * (warped0 - warped1), in place
+        blended = np.subtract(warped0[:, inner], warped1[:, inner], out=warped0[:, inner])
+        blended *= upsample_rows(mask0, (h, w), (top, bottom))[0].numpy()
+        blended += warped1[:, inner]
+        for (ys, xs), values in picked:
+            blended[:, ys - inner.start, xs] = values.T
+        blended *= 255.0
+        blended += 0.5  # rounded once, here: rounding each 8-bit warp too cost 0.1-0.8 dB on clean clips
+        out[top:bottom] = np.clip(blended, 0, 255, out=blended).transpose(1, 2, 0)
+    return out
 
 
 def _pick_array(
-    image0: np.ndarray,
-    image1: np.ndarray,
+    planes0: list[np.ndarray],
+    planes1: list[np.ndarray],
     warped0: np.ndarray,
     warped1: np.ndarray,
     flow_t0: torch.Tensor,
     flow_t1: torch.Tensor,
     disagree: np.ndarray,
     t: float,
+    top: int,
 ) -> list[tuple[tuple[np.ndarray, np.ndarray], np.ndarray]]:
-    """``synthesize``'s bilateral pick on H x W x 3 arrays: [(pixels (ys, xs), their values)] for
-    motion 0 and motion 1. The motions disagree on a few % of a frame, so each frame is sampled
-    along the other motion only there and at the 3 x 3 boxes around it, not warped whole."""
+    """``synthesize``'s bilateral pick on a band of ``compose_array`` (first row ``top``): warps
+    (3, R, W), flows (2, R, W); [(pixels (ys, xs) of the band, their values (K, 3))] for motion 0
+    and motion 1. The motions disagree on a few % of a frame, so each frame is sampled along the
+    other motion only there and at the 3 x 3 boxes around it, not warped whole."""
     h, w = disagree.shape
     reach = cv2.dilate(disagree.view(np.uint8), np.ones((3, 3), np.uint8))  # the pixels a 3 x 3 cost reads
     ys, xs = np.nonzero(reach)
     at_y, at_x = torch.from_numpy(ys), torch.from_numpy(xs)
 
-    def along(image: np.ndarray, flow: torch.Tensor, scale: float) -> np.ndarray:
-        """(K, 3) samples of ``image`` at ``x + scale * flow(x)`` at the reach pixels, as
-        ``backward_warp_array`` samples them."""
-        step = flow[0].float()[:, at_y, at_x] * scale
-        return sample_array(image, (step[0] + at_x.to(step.dtype)).numpy(), (step[1] + at_y.to(step.dtype)).numpy())
+    def along(planes: list[np.ndarray], flow: torch.Tensor, scale: float) -> np.ndarray:
+        """(K, 3) samples of a frame at ``x + scale * flow(x)`` at the reach pixels, as ``warp_rows``
+        samples them."""
+        step = flow[:, at_y, at_x] * scale
+        return sample_planes(planes, (step[0] + at_x.float()).numpy(), (step[1] + (at_y + top).float()).numpy())
 
     def cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``_box(_mean_abs(a, b))`` at the disagreeing pixels, from (K, 3) values at the reach pixels."""
         full = np.zeros((h, w), np.float32)
-        full[ys, xs] = cv2.transform(cv2.absdiff(a, b)[None], _MEAN_TO_UNIT)[0]
+        full[ys, xs] = np.abs(a - b).mean(1)
         return cv2.blur(full, (3, 3), borderType=cv2.BORDER_REPLICATE)[d_ys, d_xs]
 
     d_ys, d_xs = np.nonzero(disagree)
     here = np.searchsorted(ys * w + xs, d_ys * w + d_xs)  # each disagreeing pixel among the reach pixels
-    cross1 = along(image1, flow_t0, -(1 - t) / t)  # frame 1 along motion 0
-    cross0 = along(image0, flow_t1, -t / (1 - t))  # frame 0 along motion 1
-    reach0, reach1 = warped0[ys, xs], warped1[ys, xs]
+    cross1 = along(planes1, flow_t0, -(1 - t) / t)  # frame 1 along motion 0
+    cross0 = along(planes0, flow_t1, -t / (1 - t))  # frame 0 along motion 1
+    reach0, reach1 = warped0[:, ys, xs].T, warped1[:, ys, xs].T
     along0, along1 = bilateral_pick(cost(reach0, cross1), cost(cross0, reach1), True)
     picked = []
     for chosen, first, second in ((along0, reach0, cross1), (along1, cross0, reach1)):

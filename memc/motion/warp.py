@@ -5,8 +5,8 @@
 Pixel centres are at integer coordinates; a pixel coordinate ``x`` is normalized as
 ``2 x / (W - 1) - 1`` (``align_corners=True``) and samples outside the frame take the border
 value (``padding_mode="border"``), so a frame edge smears rather than turning black.
-``backward_warp_array`` is the same on H x W x C arrays with OpenCV's ``remap`` (whose pixel
-centres are also at integer coordinates), the fast path for 8-bit frames on a CPU.
+``warp_rows`` is the same with OpenCV's ``remap`` (whose pixel centres are also at integer
+coordinates) on float32 planes, a band of rows at a time: the fast path for 8-bit frames on a CPU.
 
 On a CPU, float32 tensors that need no gradient are warped by ``remap`` too, one plane at a time
 with separate x and y maps: the same samples (within float rounding) at 1.5-3x the speed of
@@ -94,33 +94,38 @@ def sample_at(image: torch.Tensor, batch: torch.Tensor, ys: torch.Tensor, xs: to
     return top * (1 - fy) + bottom * fy
 
 
-def backward_warp_array(image: np.ndarray, flow: torch.Tensor) -> np.ndarray:
-    """Sample ``image`` (H x W x C array) at ``x + flow(x)``; flow (1, 2, H, W) pixels, channel 0 = x."""
-    map_x, map_y = _sample_maps(flow[0].float().cpu())
-    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def warp_rows(planes: list[np.ndarray], flow: torch.Tensor, top: int, out: np.ndarray) -> np.ndarray:
+    """Rows ``top`` .. ``top + R`` of ``backward_warp`` on a CPU: each H x W float32 plane sampled
+    at ``x + flow(x)``, flow (2, R, W) pixels of those rows, into ``out`` (C, R, W). A frame warped
+    band by band never holds a full-size warp or map."""
+    map_x, map_y = _sample_maps(flow.float(), top)
+    for plane, dst in zip(planes, out):
+        cv2.remap(plane, map_x, map_y, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE)
+    return out
 
 
-POINT_ROW = 4096  # points per row of ``sample_array``'s maps
+POINT_ROW = 4096  # points per row of ``sample_planes``' maps
 
 
-def sample_array(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-    """Bilinear samples (K, C) of ``image`` (H x W x C array) at K points (float32 ``map_x``,
-    ``map_y``), exactly as ``backward_warp_array`` samples them. ``remap`` takes maps narrower than
-    32767 columns, so the points go in rows of POINT_ROW."""
+def sample_planes(planes: list[np.ndarray], map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """Bilinear samples (K, C) of C H x W float32 planes at K points (float32 ``map_x``, ``map_y``),
+    exactly as ``warp_rows`` samples them. ``remap`` takes maps narrower than 32767 columns, so the
+    points go in rows of POINT_ROW."""
     k = map_x.shape[0]
     if k == 0:
-        return np.zeros((0, image.shape[2] if image.ndim == 3 else 1), image.dtype)
+        return np.zeros((0, len(planes)), np.float32)
     rows = -(-k // POINT_ROW)
     pad = rows * POINT_ROW - k
     maps = [np.pad(m, (0, pad)).reshape(rows, POINT_ROW) for m in (map_x, map_y)]
-    out = cv2.remap(image, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(rows * POINT_ROW, -1)[:k]
+    samples = [cv2.remap(plane, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for plane in planes]
+    return np.stack([sample.reshape(-1)[:k] for sample in samples], axis=1)
 
 
-def _sample_maps(flow: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """``remap``'s separate x and y maps (H x W float32) of a (2, H, W) float32 flow on the CPU:
-    with them (not one H x W x 2 map) remap samples exactly, and no pixel grid is built."""
+def _sample_maps(flow: torch.Tensor, top: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``remap``'s separate x and y maps (H x W float32) of a (2, H, W) float32 flow on the CPU,
+    whose first row is row ``top`` of the frame: with separate maps (not one H x W x 2 map) remap
+    samples exactly, and no pixel grid is built."""
     h, w = flow.shape[-2:]
     xs = torch.arange(w, dtype=flow.dtype)
-    ys = torch.arange(h, dtype=flow.dtype)[:, None]
+    ys = torch.arange(top, top + h, dtype=flow.dtype)[:, None]
     return (flow[0] + xs).numpy(), (flow[1] + ys).numpy()
