@@ -158,11 +158,12 @@ def _corners(xs: torch.Tensor, ys: torch.Tensor, base: torch.Tensor, h: int, w: 
     x0, y0 = xs.floor(), ys.floor()
     fx, fy = xs - x0, ys - y0
     x0, y0 = x0.long(), y0.long()
-    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        xi, yi = x0 + dx, y0 + dy
-        share = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
-        share = share * ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h))
-        yield base + yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1), share
+    # per axis: each side's weight (0 outside the frame) and clamped offset; a corner combines one of each
+    along_x = [(weight * ((x >= 0) & (x < w)), x.clamp(0, w - 1)) for weight, x in ((1 - fx, x0), (fx, x0 + 1))]
+    along_y = [(weight * ((y >= 0) & (y < h)), base + y.clamp(0, h - 1) * w) for weight, y in ((1 - fy, y0), (fy, y0 + 1))]
+    for weight_y, row in along_y:
+        for weight_x, column in along_x:
+            yield row + column, weight_x * weight_y
 
 
 def forward_splat(
