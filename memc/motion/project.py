@@ -159,11 +159,13 @@ def _corners(xs: torch.Tensor, ys: torch.Tensor, base: torch.Tensor, h: int, w: 
     fx, fy = xs - x0, ys - y0
     x0, y0 = x0.long(), y0.long()
     # per axis: each side's weight (0 outside the frame) and clamped offset; a corner combines one of each
-    along_x = [(weight * ((x >= 0) & (x < w)), x.clamp(0, w - 1)) for weight, x in ((1 - fx, x0), (fx, x0 + 1))]
-    along_y = [(weight * ((y >= 0) & (y < h)), base + y.clamp(0, h - 1) * w) for weight, y in ((1 - fy, y0), (fy, y0 + 1))]
-    for weight_y, row in along_y:
-        for weight_x, column in along_x:
-            yield row + column, weight_x * weight_y
+    along_x = [(share * ((x >= 0) & (x < w)), x.clamp(0, w - 1)) for share, x in ((1 - fx, x0), (fx, x0 + 1))]
+    along_y = [
+        (share * ((y >= 0) & (y < h)), base + y.clamp(0, h - 1) * w) for share, y in ((1 - fy, y0), (fy, y0 + 1))
+    ]
+    for share_y, row in along_y:
+        for share_x, column in along_x:
+            yield row + column, share_x * share_y
 
 
 def forward_splat(
