@@ -80,10 +80,9 @@ def _fps_text(fps: Fraction) -> str:
 class _Pairs:
     """Per source pair: scene decision and flows, computed at most once and reused for every t.
 
-    With ``later`` (the synthesis thread) only the flows are estimated here; the pair-level work
-    on them that every t needs (``Motion.pair_flows``: still mask, consistency, projection grid) is
-    queued there, ahead of the pair's frames, and ``flows`` is its Future: this thread has the most
-    to do."""
+    With ``later`` (the synthesis thread) only the motion is estimated here; the pair-level work on
+    it that every t needs (``Motion.pair_flows``: consistency, projection grid) is queued there,
+    ahead of the pair's frames, and ``flows`` is its Future: this thread has the most to do."""
 
     def __init__(
         self,
@@ -120,8 +119,7 @@ class _Pairs:
                     message = "scene cut between source frames %d and %d (histogram distance %.2f)"
                     logger.info(message, i, i + 1, distance)
             if not self.cut and self.flows is None:
-                # the still mask is pair-level work too: the synthesis thread has time for it
-                motion = self.interpolator.motion(image0, image1, defer_still=self.later is not None)
+                motion = self.interpolator.motion(image0, image1)
                 if self.later is None:
                     self.flows = motion.pair_flows()
         if motion is not None and self.later is not None:  # may wait for the synthesis thread: not timed

@@ -46,18 +46,6 @@ def test_without_the_still_stage_the_logo_is_dragged(panning, monkeypatch):
     assert np.abs(middle[LOGO].astype(int) - truth[LOGO].astype(int)).max() > 30
 
 
-def test_the_still_mask_left_to_the_synthesis_thread_is_the_same(panning):
-    """``motion(defer_still=True)`` (the pipeline's CPU path) leaves the still mask to
-    ``Motion.pair_flows``, which runs in the synthesis thread: the same mask and flows result."""
-    ip = Interpolator("cpu", "dis-bm")
-    a, _, b = (torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255 for x in panning)
-    now, deferred = ip.motion(a, b), ip.motion(a, b, defer_still=True)
-    assert deferred.still is None and bool(now.still[0, 0][LOGO].all())  # the logo is still
-    mine, theirs = now.pair_flows(), deferred.pair_flows()
-    for name in ("still", "flow_01", "flow_10", "error_0", "importance_1"):
-        assert torch.equal(getattr(mine, name), getattr(theirs, name)), name
-
-
 def test_still_mask_ignores_specks_and_keeps_areas():
     a = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(0))
     b = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(1))

@@ -97,16 +97,11 @@ class Motion:
     flow_01: torch.Tensor  # (N, 2, H, W) pixels, at the flow's scale
     flow_10: torch.Tensor
     still: torch.Tensor | None  # (N, 1, H, W) ``still.still_mask``
-    # the frames at the flow's scale when the still mask is left to ``pair_flows`` (``defer_still``)
-    images: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @torch.no_grad()
     def pair_flows(self) -> PairFlows:
         """What every t of the pair uses: consistency errors, splat importances, projection grid."""
-        still_pixels = self.still
-        if self.images is not None:
-            still_pixels = still.still_mask(*self.images, self.flow_01, self.flow_10)
-        return pair_flows(self.flow_01, self.flow_10, still_pixels, grid=True)
+        return pair_flows(self.flow_01, self.flow_10, self.still, grid=True)
 
 
 @dataclass(frozen=True)
@@ -248,9 +243,8 @@ class Interpolator:
         return self.motion(image0, image1).pair_flows()
 
     @torch.no_grad()
-    def motion(self, image0: torch.Tensor, image1: torch.Tensor, defer_still: bool = False) -> Motion:
-        """Estimate both flows once, at the flow scale, and the pair's still pixels (with
-        ``defer_still``, in ``Motion.pair_flows``: the pipeline's other thread then computes them).
+    def motion(self, image0: torch.Tensor, image1: torch.Tensor) -> Motion:
+        """Estimate both flows once, at the flow scale, and the pair's still pixels.
 
         The result stays at that scale (in its pixels): projection and the occlusion masks are
         computed there for every t, and only the final warp runs at the images' size.
@@ -271,9 +265,8 @@ class Interpolator:
             flow_01, flow_10 = resize_flow(flow_01, (h, w)), resize_flow(flow_10, (h, w))
             a, b = image0, image1
         # Otherwise the motion stays at the flow's size; synthesis warps the images at theirs.
-        if defer_still:
-            return Motion(flow_01, flow_10, None, (a.float(), b.float()))
-        return Motion(flow_01, flow_10, still.still_mask(a.float(), b.float(), flow_01, flow_10))
+        still_pixels = still.still_mask(a.float(), b.float(), flow_01, flow_10)
+        return Motion(flow_01, flow_10, still_pixels)
 
     @torch.no_grad()
     def render(self, image0: torch.Tensor, image1: torch.Tensor, flows: PairFlows, t: float) -> Rendered:
