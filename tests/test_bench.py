@@ -4,9 +4,17 @@ the stage timer it reads."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
+import numpy as np
 import pytest
+from media import write_clip
+from synthetic import texture
 
 from memc.cli import main
 from memc.stages import STAGES, StageTimer
@@ -45,3 +53,21 @@ def test_stage_timer_adds_from_threads_and_times_iterators():
     with timer.stage("flows"):
         pass
     assert timer.seconds["encode"] == 2.0 and timer.seconds["decode"] >= 0 and timer.seconds["flows"] >= 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs")
+def test_memory_by_stage_prints_each_stage(tmp_path):
+    """``tools/memory_by_stage.py`` measures the three stages of a pair on a small clip: each has a
+    peak of at least what it leaves behind, and the frame stage leaves little (its result)."""
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, [(texture(96, 160, seed) * 255).astype(np.uint8) for seed in range(3)])
+    script = Path(__file__).parents[1] / "tools" / "memory_by_stage.py"
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(clip), "--size", "320x192"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    rows = re.findall(r"^\| (motion|pair_flows|frame)[^|]* \| (-?\d+) MB \| (-?\d+) MB \|$", done.stdout, re.M)
+    assert [name for name, _, _ in rows] == ["motion", "pair_flows", "frame"], done.stdout
+    assert all(int(peak) >= max(int(kept), 0) for _, peak, kept in rows), done.stdout
+    assert "320x192" in done.stdout
