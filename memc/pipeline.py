@@ -194,18 +194,18 @@ def run(
         return tensors[i]
 
     def frame_at(
-        rgb0: np.ndarray,
-        rgb1: np.ndarray,
         image0: torch.Tensor,
         image1: torch.Tensor,
         flows: PairFlows | Future[PairFlows],
         index: int,
         t: float,
         on_device: bool,
+        dtype: np.dtype,
     ) -> np.ndarray | torch.Tensor:
         """Output frame ``index`` between two source frames, with its pictures if asked for: an
-        array like ``rgb0``, or with ``on_device`` a tensor on the interpolator's device. Everything
-        it reads comes in as arguments: on a CPU it runs in the synthesis thread (``Ahead``)."""
+        array of ``dtype`` (the decoded frames'), or with ``on_device`` a tensor on the
+        interpolator's device. Everything it reads comes in as arguments: on a CPU it runs in the
+        synthesis thread (``Ahead``)."""
         if isinstance(flows, Future):  # done: it was queued before this frame (``_Pairs``)
             flows = flows.result()
         with timed("synthesis"):
@@ -213,10 +213,10 @@ def run(
             if config.debug_dir is None or not start <= index < end:
                 if on_device:
                     return interpolator.frame(image0, image1, flows, t)
-                return interpolator.frame_array(rgb0, rgb1, image0, image1, flows, t)
+                return interpolator.frame_array(image0, image1, flows, t, dtype)
             name = f"frame_{index:06d}"
             image = frame_with_pictures(interpolator, config.debug_dir, name, image0, image1, flows, t)
-            return image if on_device else to_image(image, rgb0.dtype)
+            return image if on_device else to_image(image, dtype)
 
     lo, hi = window if window is not None else (None, None)
     with sink_factory(fps) as sink:
@@ -268,8 +268,8 @@ def run(
                 if shown is not None:
                     picture = frames[shown].rgb if target is None else tensor(shown)
                 else:
-                    job = (frames[i].rgb, frames[i + 1].rgb, tensor(i), tensor(i + 1), pairs.flows, out.index)
-                    job += (float(out.t), target is not None)  # t, on_device
+                    job = (tensor(i), tensor(i + 1), pairs.flows, out.index, float(out.t))
+                    job += (target is not None, frames[i].rgb.dtype)  # on_device, dtype
                     picture = synthesis.submit(frame_at, *job) if synthesis is not None else frame_at(*job)
                     stats.interpolated += 1
                 if target is not None:

@@ -85,7 +85,7 @@ def test_array_path_matches_tensor_path(flow_scale):
     flows = ip.flows(a, b)
     assert flows.flow_01.shape[-2:] == (round(240 * flow_scale), round(320 * flow_scale))
     for t in (0.3, 0.5):
-        fast = ip.frame_array(f0, f1, a, b, flows, t).astype(np.int16)
+        fast = ip.frame_array(a, b, flows, t, f0.dtype).astype(np.int16)
         reference = to_image(ip.frame(a, b, flows, t)).astype(np.int16)
         difference = np.abs(fast - reference)[BORDER:-BORDER, BORDER:-BORDER]
         # OpenCV's remap places samples to 1/32 px: measured at most 1 level apart, 0.10-0.18 on average

@@ -59,6 +59,7 @@ def main() -> None:
 
     import av
     import cv2
+    import numpy as np
     import torch
 
     from memc.motion.interpolate import Interpolator
@@ -80,11 +81,11 @@ def main() -> None:
     interpolator = Interpolator(device="cpu", flow=args.flow)
     tensors = [to_tensor(f, "cpu") for f in frames]
     # the first pair warms up what is allocated once (DIS buffers, thread pools); the second is measured
-    interpolator.frame_array(frames[0], frames[1], *tensors[:2], interpolator.flows(*tensors[:2]), args.t)
+    interpolator.frame_array(*tensors[:2], interpolator.flows(*tensors[:2]), args.t, np.uint8)
     a, b = tensors[1], tensors[2]
     motion, motion_peak, motion_kept = measure(lambda: interpolator.motion(a, b))
     flows, flows_peak, flows_kept = measure(motion.pair_flows)
-    _, frame_peak, frame_kept = measure(lambda: interpolator.frame_array(frames[1], frames[2], a, b, flows, args.t))
+    _, frame_peak, frame_kept = measure(lambda: interpolator.frame_array(a, b, flows, args.t, np.uint8))
     print(f"{w}x{h}, --flow {interpolator.flow_name}, one thread; MB above the resident size before each call\n")
     print("| stage | peak working memory | left resident |")
     print("|---|---:|---:|")

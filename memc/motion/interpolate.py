@@ -284,20 +284,14 @@ class Interpolator:
 
     @torch.no_grad()
     def frame_array(
-        self,
-        rgb0: np.ndarray,
-        rgb1: np.ndarray,
-        image0: torch.Tensor,
-        image1: torch.Tensor,
-        flows: PairFlows,
-        t: float,
+        self, image0: torch.Tensor, image1: torch.Tensor, flows: PairFlows, t: float, dtype: np.dtype
     ) -> np.ndarray:
-        """The frame at t in (0, 1) as an H x W x 3 array like ``rgb0``; ``image*`` are the same
-        frames as tensors. For 8-bit frames on the CPU without a refiner, the final warp and blend
-        run in OpenCV, band by band (``synthesize.compose_array``): most of a CPU conversion's time
-        and memory were there."""
-        if self.device.type != "cpu" or self.refiner is not None or rgb0.dtype != np.uint8:
-            return to_image(self.frame(image0, image1, flows, t), rgb0.dtype)
+        """The frame at t in (0, 1) as an H x W x 3 array of ``dtype``, the decoded frames' (uint8
+        or uint16). For 8-bit frames on the CPU without a refiner, the final warp and blend run in
+        OpenCV, band by band (``synthesize.compose_array``): most of a CPU conversion's time and
+        memory were there."""
+        if self.device.type != "cpu" or self.refiner is not None or dtype != np.uint8:
+            return to_image(self.frame(image0, image1, flows, t), dtype)
         projection = project(flows, t)
         grid = flows.on_grid
         mask0, _, _ = blend_weight(projection, t, grid.error_0, grid.error_1, grid.flow_01, grid.flow_10, flows.fine)
@@ -327,7 +321,7 @@ class Interpolator:
             if not 0 < x < 1:
                 out.append((image0 if x <= 0 else image1).copy() if as_array else (a if x <= 0 else b))
             elif as_array:
-                out.append(self.frame_array(image0, image1, a, b, flows, x))
+                out.append(self.frame_array(a, b, flows, x, image0.dtype))
             else:
                 out.append(self.frame(a, b, flows, x))
         return out if isinstance(t, (list, tuple)) else out[0]
