@@ -86,7 +86,10 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int], rows: tuple[int, int]
 
 def upsample_rows(x: torch.Tensor, size: tuple[int, int], rows: tuple[int, int] | None = None) -> torch.Tensor:
     """``F.interpolate(x, size, mode="bilinear", align_corners=False)``, or only its rows
-    [top, bottom) with ``rows``: a frame can be made band by band without any full-size field."""
+    [top, bottom) with ``rows``: a frame can be made band by band without any full-size field.
+    The rows are weighed by hand, so a band equals interpolate's rows within float rounding
+    (~1e-5 of the values when upsampling, not bit for bit: interpolate's own kernel rounds its
+    coordinates and sums its products in an order that depends on the build)."""
     h, w = x.shape[-2:]
     if rows is None:
         return x if (h, w) == tuple(size) else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
