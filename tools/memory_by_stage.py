@@ -66,6 +66,7 @@ def main() -> None:
     from memc.tensors import to_tensor
 
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)  # DIS and remap too: one thread's working memory
     with av.open(args.clip) as container:
         frames = []
         for frame in container.decode(video=0):
