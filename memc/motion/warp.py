@@ -59,20 +59,10 @@ def _remap_applies(image: torch.Tensor, flow: torch.Tensor) -> bool:
 
 def _remap_planes(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """``backward_warp`` by OpenCV on a CPU: (N, C, H, W) float32, no gradient."""
-    n, c, h, w = image.shape
     out = torch.empty_like(image, memory_format=torch.contiguous_format)
     image = image.contiguous()
-    for i in range(n):
-        map_x, map_y = _sample_maps(flow[i])
-        for k in range(c):
-            cv2.remap(
-                image[i, k].numpy(),
-                map_x,
-                map_y,
-                cv2.INTER_LINEAR,
-                dst=out[i, k].numpy(),
-                borderMode=cv2.BORDER_REPLICATE,
-            )
+    for i in range(image.shape[0]):  # each item whole: its rows from 0
+        warp_rows(list(image[i].numpy()), flow[i], 0, out[i].numpy())
     return out
 
 
