@@ -71,3 +71,24 @@ def test_memory_by_stage_prints_each_stage(tmp_path):
     assert [name for name, _, _ in rows] == ["motion", "pair_flows", "frame"], done.stdout
     assert all(int(peak) >= max(int(kept), 0) for _, peak, kept in rows), done.stdout
     assert "320x192" in done.stdout
+
+
+@pytest.mark.parametrize("stage", ["codec", "motion"])
+def test_minterpolate_bench_floors_write_the_outputs_frame_count(tmp_path, stage):
+    """The floors of ``tools/bench_vs_minterpolate.py --floors`` (no ffmpeg program needed for
+    them): 4 frames at 24 fps to 60 fps are encoded as 10 frames, one source frame repeated 2 or 3
+    times, with DIS run on the pairs in the ``motion`` floor."""
+    import av
+
+    clip, out = tmp_path / "clip.mp4", tmp_path / "floor.mp4"
+    write_clip(clip, [(texture(96, 160, seed) * 255).astype(np.uint8) for seed in range(4)])
+    script = Path(__file__).parents[1] / "tools" / "bench_vs_minterpolate.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(clip), "--fps", "60", "--floor", stage, "--floor-output", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 10
+        assert container.streams.video[0].average_rate == 60

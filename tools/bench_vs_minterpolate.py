@@ -10,6 +10,12 @@ times; both encode with libx264 CRF 18, preset medium (memc's default), so the e
 same on both sides. Whole processes are measured (``os.wait4``: wall, user + system CPU, peak
 RSS); the table shows medians and memc's speed-up (minterpolate's time / memc's).
 
+With ``--floors`` three more commands alternate with them, each a part of what any conversion by
+memc pays, whatever its own code does: Python importing torch, PyAV and OpenCV (the start); that
+plus decoding the clip and x264-encoding as many frames as the output has (each source frame
+repeated); that plus OpenCV DIS at memc's preset, both directions of every pair, at memc's flow
+size (the motion the default's quality rests on). They show how much of a speed-up is left to win.
+
 Needs an ``ffmpeg`` program (``--ffmpeg`` or on PATH; ``pip install imageio-ffmpeg`` ships one);
 says so and exits when there is none. Run it on an otherwise idle machine: the ratio of the two
 alternating commands is what is robust, not the absolute seconds.
@@ -38,6 +44,51 @@ class Run:
     wall: float
     cpu: float
     peak_mb: float
+
+
+FLOORS = {
+    "start": "import torch, av, cv2",
+    "codec": "+ decode, x264-encode the output's frame count",
+    "motion": "+ DIS both ways per pair (memc's flow size)",
+}
+
+
+def floor(stage: str, clip: str, out: str, fps: str) -> None:
+    """One floor command (``--floor STAGE``), run in its own process by ``--floors``."""
+    from fractions import Fraction
+
+    import av
+    import cv2
+    import torch  # noqa: F401 - its import is part of the floor
+
+    from memc.motion.interpolate import AUTO_FLOW_SIDE
+
+    if stage == "start":
+        return
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    with av.open(clip) as source, av.open(out, "w") as sink:
+        video = source.streams.video[0]
+        video.thread_type = "AUTO"
+        stream = sink.add_stream("libx264", rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        stream.options = {"crf": "18", "preset": "medium"}
+        step = Fraction(fps) / Fraction(video.average_rate)  # output frames per source frame
+        scale = min(1.0, AUTO_FLOW_SIDE / max(video.width, video.height))
+        size = (round(video.width * scale), round(video.height * scale))
+        previous = None
+        for index, frame in enumerate(source.decode(video)):
+            rgb = frame.to_ndarray(format="rgb24")
+            if stage == "motion":
+                grey = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_AREA)
+                if previous is not None:
+                    dis.calc(previous, grey, None)
+                    dis.calc(grey, previous, None)
+                previous = grey
+            for _ in range(int((index + 1) * step) - int(index * step)):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                    sink.mux(packet)
+        for packet in stream.encode():
+            sink.mux(packet)
 
 
 def find_ffmpeg(given: str | None) -> str | None:
@@ -101,7 +152,13 @@ def main() -> None:
     parser.add_argument("--ffmpeg", help="the ffmpeg program (default: on PATH, else imageio-ffmpeg's)")
     parser.add_argument("--memc", default=f"{sys.executable} -m memc", help="how to run memc")
     parser.add_argument("--memc-args", default="", help="extra options for memc convert")
+    parser.add_argument("--floors", action="store_true", help="also time the floors (see above)")
+    parser.add_argument("--floor", choices=FLOORS, help=argparse.SUPPRESS)  # one floor, in its own process
+    parser.add_argument("--floor-output", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.floor:
+        floor(args.floor, args.clip, args.floor_output, args.fps)
+        return
 
     ffmpeg = find_ffmpeg(args.ffmpeg)
     if ffmpeg is None:
@@ -117,24 +174,41 @@ def main() -> None:
             memc_cmd += ["-y", "-q", *args.memc_args.split()]
             ffmpeg_cmd = [ffmpeg, "-v", "error", "-y", "-threads", "0", "-i", str(clip)]
             ffmpeg_cmd += ["-vf", MINTERPOLATE.format(fps=args.fps), *ENCODE, str(folder / "ffmpeg.mp4")]
-            runs: dict[str, list[Run]] = {"memc": [], "minterpolate": []}
+            commands = {"memc": memc_cmd, "minterpolate": ffmpeg_cmd}
+            if args.floors:
+                for stage in FLOORS:
+                    commands[stage] = [sys.executable, __file__, str(clip), "--fps", args.fps, "--floor", stage,
+                                       "--floor-output", str(folder / "floor.mp4")]  # fmt: skip
+            runs: dict[str, list[Run]] = {name: [] for name in commands}
             for _ in range(args.rounds):
-                runs["memc"].append(measure(memc_cmd))
-                runs["minterpolate"].append(measure(ffmpeg_cmd))
+                for name, command in commands.items():
+                    runs[name].append(measure(command))
             med = {name: Run(*(statistics.median(getattr(r, f) for r in rs) for f in ("wall", "cpu", "peak_mb")))
                    for name, rs in runs.items()}  # fmt: skip
-            rows.append((size, med["memc"], med["minterpolate"]))
+            rows.append((size, med))
             done = f"{size}: memc {med['memc'].wall:.1f} s, minterpolate {med['minterpolate'].wall:.1f} s"
             print(done, file=sys.stderr)
 
     print("| size | memc wall | minterpolate wall | speed-up (wall) | memc CPU | minterpolate CPU | "
           "speed-up (CPU) | memc peak | minterpolate peak |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for size, m, f in rows:
+    for size, med in rows:
+        m, f = med["memc"], med["minterpolate"]
         print(
             f"| {size} | {m.wall:.1f} s | {f.wall:.1f} s | {f.wall / m.wall:.2f}x | {m.cpu:.1f} s | {f.cpu:.1f} s | "
             f"{f.cpu / m.cpu:.2f}x | {m.peak_mb:.0f} MB | {f.peak_mb:.0f} MB |"
         )
+    if args.floors:
+        print("\nFloors: what any memc conversion pays before its own work; the CPU column is what two")
+        print("cores give in the time of minterpolate's wall / 5 (the 5x budget).\n")
+        print("| size | floor | wall | CPU | peak | 5x budget: wall | CPU on 2 cores |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for size, med in rows:
+            budget = med["minterpolate"].wall / 5
+            for stage, label in FLOORS.items():
+                r = med[stage]
+                print(f"| {size} | {label} | {r.wall:.2f} s | {r.cpu:.2f} s | {r.peak_mb:.0f} MB | "
+                      f"{budget:.2f} s | {2 * budget:.2f} s |")  # fmt: skip
 
 
 if __name__ == "__main__":
