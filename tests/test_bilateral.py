@@ -8,7 +8,7 @@ from synthetic import Scene, psnr
 
 from memc.motion import synthesize
 from memc.motion.synthesize import compose_array
-from memc.tensors import resize_flow, to_tensor
+from memc.tensors import resize_flow, to_image, to_tensor
 
 T = 0.5
 VELOCITY = (30.0, 0.0)
@@ -129,3 +129,31 @@ def test_bands_make_the_frame_that_the_whole_frame_makes(monkeypatch):
     assert int(picked.sum()) > 200  # the square is picked, across many band edges
     difference = np.abs(out.astype(int) - expected.astype(int))
     assert difference.max() <= 1 and difference.mean() < 0.01
+
+
+def test_headroom_tools_bilateral_motion_descends_to_the_true_motion():
+    """``tools/headroom.py --motion``'s BMBC-style refinement at t (what its dev figures rest on):
+    started from projected motions 0.75 px off, it finds a pan's true motion, and each frame moved
+    along it is the true middle frame."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("headroom", Path(__file__).parents[1] / "tools" / "headroom.py")
+    headroom = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(headroom)
+    velocity = (3.5, 1.25)
+    scene = Scene(bg_velocity=velocity, fg_velocity=velocity)
+    image0, image1 = to_tensor(scene.frame_u8(0)), to_tensor(scene.frame_u8(1))
+    off = torch.tensor([velocity[0] + 0.75, velocity[1] - 0.5]).view(1, 2, 1, 1).expand(1, 2, scene.h, scene.w)
+    motion, cost = headroom.bilateral_motion(image0, image1, -T * off, (1 - T) * off, T)
+    inner = (slice(None), slice(None), slice(12, -12), slice(12, -12))
+    assert torch.allclose(motion[inner].median(-1).values.median(-1).values[0], torch.tensor(velocity), atol=0.13)
+    # each frame moved to t along the found motion lands on the true frame (the symmetric mean of the
+    # two would hide an error: it blurs instead of shifting)
+    along = headroom._along(image0, image1, motion, T)
+    start = headroom._along(image0, image1, off, T)
+    truth = scene.frame_u8(T)
+    for found, started in zip(along, start):
+        found_db, started_db = psnr(to_image(found), truth, border=12), psnr(to_image(started), truth, border=12)
+        assert found_db > 43 and found_db > started_db + 4, (found_db, started_db)
+    assert float(cost[inner].mean()) < float(headroom._bilateral_cost(*start)[inner].mean()) / 3
