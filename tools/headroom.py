@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from memc.evaluate import find_clips, pairs, psnr
-from memc.motion.interpolate import Interpolator, project, render
+from memc.motion.interpolate import Interpolator, render
 from memc.motion.warp import backward_warp
 from memc.tensors import resize_flow, to_image
 
@@ -99,12 +99,12 @@ def _grey(image: torch.Tensor) -> np.ndarray:
     return cv2.cvtColor(to_image(image), cv2.COLOR_RGB2GRAY)
 
 
-def motion_candidates(default: Interpolator, dis, image0, image1, flows, target, t: float) -> dict[str, torch.Tensor]:
+def motion_candidates(dis, image0, image1, flows, target, t: float) -> dict[str, torch.Tensor]:
     """``--motion``'s scored images at t (see the module's docstring)."""
     size = image0.shape[-2:]
-    projection = project(flows, t)
-    image = render(image0, image1, flows, t).image
-    flow_t0, flow_t1 = (resize_flow(flow, size) for flow in projection.warp_flows())
+    rendered = render(image0, image1, flows, t)
+    image = rendered.image
+    flow_t0, flow_t1 = (resize_flow(flow, size) for flow in rendered.projection.warp_flows())
     motion, cost = bilateral_motion(image0, image1, flow_t0, flow_t1, t)
     along0, along1 = _along(image0, image1, motion, t)
     bilateral = (1 - t) * along0 + t * along1
@@ -147,7 +147,7 @@ def main() -> None:
                     flows, flows_half = full.flows(image0, image1), half.flows(image0, image1)
                 for t, target in targets.items():
                     if args.motion:
-                        scored = motion_candidates(default, dis, image0, image1, flows, target, t)
+                        scored = motion_candidates(dis, image0, image1, flows, target, t)
                     else:
                         scored = candidates(half, image0, image1, flows, flows_half, target, t)
                     for name, image in scored.items():
